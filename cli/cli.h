@@ -1,0 +1,48 @@
+/* cli/: the lazybox command. The only place that prints to the terminal
+ * and the only place that exits. */
+#ifndef LBX_CLI_H
+#define LBX_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../index/index.h"
+
+enum lbx_log_level { LBX_LOG_ERROR, LBX_LOG_WARN, LBX_LOG_INFO, LBX_LOG_DEBUG };
+
+typedef struct lbx_cli {
+  const char *root;
+  enum lbx_log_level log_level;
+  lbx_store *store; /* opened on first use */
+} lbx_cli;
+
+typedef struct lbx_cmd {
+  const char *name;
+  int (*run)(lbx_cli *cli, int argc, char **argv, lbx_err **err);
+  const char *summary;
+  const char *help; /* usage and options, as `lazybox NAME --help` prints it */
+} lbx_cmd;
+
+extern const lbx_cmd lbx_image_cmds[];
+extern const lbx_cmd lbx_system_cmds[];
+
+/* Opens the store under cli->root (once). */
+lbx_store *lbx_cli_store(lbx_cli *cli, lbx_err **err);
+void lbx_log(const lbx_cli *cli, enum lbx_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Parses a command's options; returns the index of the first operand, or
+ * -1 after printing help (*exit_code 0) or a usage error (*err). Options
+ * are described getopt_long style; "--help" is handled for every command. */
+struct option;
+int lbx_parse_opts(const lbx_cmd *cmd, int argc, char **argv, const char *shortopts,
+                   const struct option *longopts, int (*on_opt)(void *ctx, int opt, char *arg),
+                   void *ctx, int *exit_code, lbx_err **err);
+
+/* Output helpers (output.c). */
+char *lbx_human_size(uint64_t bytes);           /* "4.26 MB", like Podman */
+char *lbx_human_ago(int64_t ns);                /* "2 months ago" */
+char *lbx_rfc3339(int64_t ns);
+bool lbx_format_is_json(const char *format, lbx_err **err);
+
+#endif

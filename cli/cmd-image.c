@@ -1,0 +1,580 @@
+/* Image commands: load, import, images, inspect, tag, rmi. */
+#include "cli.h"
+#include "ref.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <string.h>
+
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+
+/* ---- load ---- */
+
+struct load_opts {
+  const char *input;
+  bool quiet;
+};
+
+static int
+load_opt(void *ctx, int opt, char *arg)
+{
+  struct load_opts *o = ctx;
+  if (opt == 'i')
+    o->input = arg;
+  else if (opt == 'q')
+    o->quiet = true;
+  return 0;
+}
+
+static int
+load_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {
+      {"input", required_argument, NULL, 'i'}, {"quiet", no_argument, NULL, 'q'}, {0}};
+  struct load_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_image_cmds[0], argc, argv, "i:q", opts, load_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first < argc)
+    return lbx_error(err, EINVAL, "load: unexpected argument \"%s\"", argv[first]), 125;
+  if (!o.input)
+    return lbx_error(err, EINVAL, "load: give the image archive or layout with -i PATH"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  char **names;
+  size_t n;
+  if (lbx_load(s, o.input, &names, &n, err) < 0)
+    return 125;
+  for (size_t i = 0; i < n; i++) {
+    if (!o.quiet)
+      printf("Loaded image: %s\n", names[i]);
+    free(names[i]);
+  }
+  free(names);
+  return 0;
+}
+
+/* ---- import ---- */
+
+struct import_opts {
+  const char **changes;
+  size_t nchanges;
+  const char *message;
+  bool quiet;
+};
+
+static int
+import_opt(void *ctx, int opt, char *arg)
+{
+  struct import_opts *o = ctx;
+  if (opt == 'c') {
+    o->changes = lbx_xrealloc(o->changes, (o->nchanges + 1) * sizeof *o->changes);
+    o->changes[o->nchanges++] = arg;
+  } else if (opt == 'm') {
+    o->message = arg;
+  } else if (opt == 'q') {
+    o->quiet = true;
+  }
+  return 0;
+}
+
+static int
+import_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"change", required_argument, NULL, 'c'},
+                                       {"message", required_argument, NULL, 'm'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {0}};
+  struct import_opts o = {0};
+  int rc;
+  int first =
+      lbx_parse_opts(&lbx_image_cmds[1], argc, argv, "c:m:q", opts, import_opt, &o, &rc, err);
+  _cleanup_free_ const char **changes = o.changes;
+  if (first < 0)
+    return rc;
+  if (argc - first < 1 || argc - first > 2)
+    return lbx_error(err, EINVAL, "import: expected TARBALL [NAME]"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  char id[LBX_DIGEST_HEX];
+  if (lbx_import(s, argv[first], argc - first == 2 ? argv[first + 1] : NULL, o.changes,
+                 o.nchanges, o.message, id, err) < 0)
+    return 125;
+  printf("%s\n", id);
+  return 0;
+}
+
+/* ---- images ---- */
+
+struct images_opts {
+  bool all, quiet, no_trunc;
+  const char *format;
+};
+
+static int
+images_opt(void *ctx, int opt, char *arg)
+{
+  struct images_opts *o = ctx;
+  switch (opt) {
+  case 'a':
+    o->all = true;
+    break;
+  case 'q':
+    o->quiet = true;
+    break;
+  case 'n':
+    o->no_trunc = true;
+    break;
+  case 'f':
+    o->format = arg;
+    break;
+  }
+  return 0;
+}
+
+static void
+split_name(const char *name, char **repo, char **tag)
+{
+  const char *slash = strrchr(name, '/');
+  const char *colon = strrchr(slash ? slash : name, ':');
+  if (colon) {
+    *repo = lbx_xstrndup(name, (size_t)(colon - name));
+    *tag = lbx_xstrdup(colon + 1);
+  } else {
+    *repo = lbx_xstrdup(name);
+    *tag = lbx_xstrdup("<none>");
+  }
+}
+
+static json_t *
+image_labels(lbx_store *s, const char *id)
+{
+  lbx_image_row row;
+  _cleanup_free_ char *config = NULL;
+  size_t len;
+  if (lbx_store_image_get(s, id, &row, &config, &len, NULL) < 0)
+    return json_null();
+  lbx_image_row_clear(&row);
+  _cleanup_json_ json_t *cfg = json_loadb(config, len, 0, NULL);
+  json_t *labels = json_object_get(json_object_get(cfg, "config"), "Labels");
+  return labels ? json_incref(labels) : json_null();
+}
+
+static int
+images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"no-trunc", no_argument, NULL, 'n'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {0}};
+  struct images_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_image_cmds[2], argc, argv, "aq", opts, images_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  bool json = lbx_format_is_json(o.format, err);
+  if (*err)
+    return 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  /* an optional operand filters by name, as "podman images busybox" */
+  char filter_id[LBX_DIGEST_HEX] = "";
+  if (first < argc && lbx_image_resolve(s, argv[first], filter_id, err) < 0)
+    return 125;
+  lbx_image_row *rows;
+  size_t n;
+  if (lbx_store_images(s, &rows, &n, err) < 0)
+    return 125;
+  if (json) {
+    _cleanup_json_ json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+      if (*filter_id && strcmp(rows[i].id, filter_id) != 0)
+        continue;
+      json_t *names = json_array();
+      for (char **p = rows[i].names; *p; p++)
+        json_array_append_new(names, json_string(*p));
+      _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
+      json_array_append_new(
+          arr, json_pack("{s:s, s:o, s:O, s:I, s:s, s:I, s:I, s:o, s:s}", "Id", rows[i].id,
+                         "Names", names, "RepoTags", names,
+                         "Created", (json_int_t)(rows[i].created_ns / 1000000000), "CreatedAt",
+                         created, "Size", (json_int_t)rows[i].size, "Containers",
+                         (json_int_t)lbx_store_image_users(s, rows[i].id), "Labels",
+                         image_labels(s, rows[i].id), "ChainId", rows[i].chain_id));
+    }
+    _cleanup_free_ char *text = json_dumps(arr, JSON_INDENT(4));
+    printf("%s\n", text);
+  } else if (o.quiet) {
+    for (size_t i = 0; i < n; i++)
+      if (!*filter_id || strcmp(rows[i].id, filter_id) == 0)
+        printf(o.no_trunc ? "sha256:%s\n" : "%.12s\n", rows[i].id);
+  } else {
+    printf("%-40s  %-10s  %-12s  %-16s  %s\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED",
+           "SIZE");
+    for (size_t i = 0; i < n; i++) {
+      if (*filter_id && strcmp(rows[i].id, filter_id) != 0)
+        continue;
+      _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
+      _cleanup_free_ char *size = lbx_human_size(rows[i].size);
+      _cleanup_free_ char *id = o.no_trunc ? lbx_xasprintf("sha256:%s", rows[i].id)
+                                           : lbx_xstrndup(rows[i].id, 12);
+      if (!rows[i].names[0])
+        printf("%-40s  %-10s  %-12s  %-16s  %s\n", "<none>", "<none>", id, ago, size);
+      for (char **p = rows[i].names; *p; p++) {
+        _cleanup_free_ char *repo = NULL, *tag = NULL;
+        split_name(*p, &repo, &tag);
+        printf("%-40s  %-10s  %-12s  %-16s  %s\n", repo, tag, id, ago, size);
+      }
+    }
+  }
+  lbx_image_rows_free(rows, n);
+  return 0;
+}
+
+/* ---- inspect ---- */
+
+struct inspect_opts {
+  const char *format;
+  const char *type;
+};
+
+static int
+inspect_opt(void *ctx, int opt, char *arg)
+{
+  struct inspect_opts *o = ctx;
+  if (opt == 'f')
+    o->format = arg;
+  else if (opt == 't')
+    o->type = arg;
+  return 0;
+}
+
+static json_t *
+inspect_one(lbx_store *s, const char *id, lbx_err **err)
+{
+  lbx_image_row row;
+  _cleanup_free_ char *config = NULL;
+  size_t len;
+  if (lbx_store_image_get(s, id, &row, &config, &len, err) < 0)
+    return NULL;
+  lbx_image_layer *layers = NULL;
+  size_t nl = 0;
+  if (lbx_store_image_layers(s, id, &layers, &nl, err) < 0) {
+    lbx_image_row_clear(&row);
+    return NULL;
+  }
+  _cleanup_json_ json_t *cfg = json_loadb(config, len, 0, NULL);
+  json_t *names = json_array(), *diff_ids = json_array(), *digests = json_array();
+  for (char **p = row.names; *p; p++)
+    json_array_append_new(names, json_string(*p));
+  for (size_t i = 0; i < nl; i++) {
+    json_array_append_new(diff_ids, json_string(layers[i].diff_id));
+    json_array_append_new(digests, json_string(layers[i].digest));
+  }
+  _cleanup_free_ char *created = lbx_rfc3339(row.created_ns);
+  json_t *o = json_pack(
+      "{s:s, s:o, s:s, s:s, s:s, s:O, s:{s:s, s:o}, s:o, s:I, s:I, s:s, s:O}", "Id", id,
+      "RepoTags", names, "Created", created, "Architecture",
+      json_string_value(json_object_get(cfg, "architecture")) ?: "",
+      "Os", json_string_value(json_object_get(cfg, "os")) ?: "", "Config",
+      json_object_get(cfg, "config") ?: json_object(), "RootFS", "Type", "layers", "Layers",
+      diff_ids, "Layers", digests, "Size", (json_int_t)row.size, "Containers",
+      (json_int_t)lbx_store_image_users(s, id), "ChainId", row.chain_id, "History",
+      json_object_get(cfg, "history") ?: json_array());
+  json_t *author = json_object_get(cfg, "author");
+  if (author)
+    json_object_set(o, "Author", author);
+  lbx_image_layers_free(layers, nl);
+  lbx_image_row_clear(&row);
+  return o;
+}
+
+static int
+inspect_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {
+      {"format", required_argument, NULL, 'f'}, {"type", required_argument, NULL, 't'}, {0}};
+  struct inspect_opts o = {0};
+  int rc;
+  int first =
+      lbx_parse_opts(&lbx_image_cmds[3], argc, argv, "f:t:", opts, inspect_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (o.format && strcmp(o.format, "json") != 0)
+    return lbx_error(err, EINVAL, "inspect: --format \"%s\": only json is supported", o.format),
+           125;
+  if (o.type && strcmp(o.type, "image") != 0 && strcmp(o.type, "all") != 0)
+    return lbx_error(err, EINVAL, "inspect: --type \"%s\": only images exist so far", o.type),
+           125;
+  if (first >= argc)
+    return lbx_error(err, EINVAL, "inspect: name at least one image"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  _cleanup_json_ json_t *arr = json_array();
+  rc = 0;
+  for (int i = first; i < argc; i++) {
+    char id[LBX_DIGEST_HEX];
+    lbx_err *e = NULL;
+    json_t *one = NULL;
+    if (lbx_image_resolve(s, argv[i], id, &e) == 0)
+      one = inspect_one(s, id, &e);
+    if (one) {
+      json_array_append_new(arr, one);
+    } else {
+      /* every missing name is reported; the last one is printed by main */
+      if (*err) {
+        fprintf(stderr, "Error: %s\n", (*err)->msg);
+        lbx_error_free(*err);
+      }
+      *err = e;
+      rc = 125;
+    }
+  }
+  _cleanup_free_ char *text = json_dumps(arr, JSON_INDENT(4));
+  printf("%s\n", text);
+  return rc;
+}
+
+/* ---- tag ---- */
+
+static int
+no_opt(void *ctx, int opt, char *arg)
+{
+  (void)ctx;
+  (void)opt;
+  (void)arg;
+  return 0;
+}
+
+static int
+tag_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  int rc;
+  int first = lbx_parse_opts(&lbx_image_cmds[4], argc, argv, "", NULL, no_opt, NULL, &rc, err);
+  if (first < 0)
+    return rc;
+  if (argc - first < 2)
+    return lbx_error(err, EINVAL, "tag: expected IMAGE NAME [NAME...]"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  char id[LBX_DIGEST_HEX];
+  if (lbx_image_resolve(s, argv[first], id, err) < 0)
+    return 125;
+  for (int i = first + 1; i < argc; i++) {
+    _cleanup_(lbx_ref_freep) lbx_ref *ref = NULL;
+    if (lbx_ref_parse(argv[i], LBX_REF_LOCAL, &ref, err) < 0)
+      return 125;
+    if (ref->digest)
+      return lbx_error(err, EINVAL, "tag: \"%s\": a name with a digest cannot be a tag", argv[i]),
+             125;
+    _cleanup_free_ char *name = lbx_ref_string(ref);
+    if (lbx_store_tag(s, name, id, err) < 0)
+      return 125;
+  }
+  return 0;
+}
+
+/* ---- rmi ---- */
+
+struct rmi_opts {
+  bool force, all;
+};
+
+static int
+rmi_opt(void *ctx, int opt, char *arg)
+{
+  (void)arg;
+  struct rmi_opts *o = ctx;
+  if (opt == 'f')
+    o->force = true;
+  else if (opt == 'a')
+    o->all = true;
+  return 0;
+}
+
+/* Removes the image itself: every name, then the row. */
+static int
+remove_image(lbx_store *s, const char *id, char **names, bool force, lbx_err **err)
+{
+  int users = lbx_store_image_users(s, id);
+  if (users > 0 && !force)
+    return lbx_error(err, EBUSY,
+                     "image %.12s is used by %d box%s: remove %s first, or use rmi -f", id, users,
+                     users == 1 ? "" : "es", users == 1 ? "it" : "them");
+  for (char **p = names; p && *p; p++) {
+    if (lbx_store_untag(s, *p, err) < 0)
+      return -1;
+    printf("Untagged: %s\n", *p);
+  }
+  if (lbx_store_image_delete(s, id, force, err) < 0)
+    return -1;
+  printf("Deleted: %s\n", id);
+  return 0;
+}
+
+static int
+rmi_one(lbx_store *s, const char *arg, bool force, lbx_err **err)
+{
+  char id[LBX_DIGEST_HEX];
+  if (lbx_image_resolve(s, arg, id, err) < 0)
+    return -1;
+  lbx_image_row row;
+  if (lbx_store_image_get(s, id, &row, NULL, NULL, err) < 0)
+    return -1;
+  size_t nnames = 0;
+  while (row.names[nnames])
+    nnames++;
+  /* A name of an image that has others: only that name goes. */
+  const char *hex = strncmp(arg, "sha256:", 7) == 0 ? arg + 7 : arg;
+  bool by_id = strncmp(id, hex, strlen(hex)) == 0 && strlen(hex) >= 3;
+  int r = 0;
+  if (!by_id && nnames > 1) {
+    _cleanup_(lbx_ref_freep) lbx_ref *ref = NULL;
+    char *match = NULL;
+    if (lbx_ref_parse(arg, 0, &ref, NULL) == 0) {
+      _cleanup_free_ char *full = lbx_ref_string(ref);
+      _cleanup_(lbx_ref_freep) lbx_ref *local = NULL;
+      _cleanup_free_ char *lfull = lbx_ref_parse(arg, LBX_REF_LOCAL, &local, NULL) == 0
+                                       ? lbx_ref_string(local)
+                                       : NULL;
+      for (size_t i = 0; i < nnames && !match; i++)
+        if (strcmp(row.names[i], full) == 0 || (lfull && strcmp(row.names[i], lfull) == 0))
+          match = row.names[i];
+      /* a short name matched through another registry */
+      for (size_t i = 0; i < nnames && !match; i++) {
+        size_t nl = strlen(row.names[i]), al = strlen(arg);
+        if (nl > al && strcmp(row.names[i] + nl - al, arg) == 0 && row.names[i][nl - al - 1] == '/')
+          match = row.names[i];
+      }
+    }
+    if (match) {
+      if (lbx_store_untag(s, match, err) < 0)
+        r = -1;
+      else
+        printf("Untagged: %s\n", match);
+      lbx_image_row_clear(&row);
+      return r;
+    }
+  }
+  if (by_id && nnames > 1 && !force)
+    r = lbx_error(err, EBUSY,
+                  "image %.12s has %zu names (%s, ...): remove them by name, or use rmi -f", id,
+                  nnames, row.names[0]);
+  else
+    r = remove_image(s, id, row.names, force, err);
+  lbx_image_row_clear(&row);
+  return r;
+}
+
+static int
+rmi_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {
+      {"force", no_argument, NULL, 'f'}, {"all", no_argument, NULL, 'a'}, {0}};
+  struct rmi_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_image_cmds[5], argc, argv, "fa", opts, rmi_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first >= argc && !o.all)
+    return lbx_error(err, EINVAL, "rmi: name at least one image, or use --all"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  rc = 0;
+  if (o.all) {
+    lbx_image_row *rows;
+    size_t n;
+    if (lbx_store_images(s, &rows, &n, err) < 0)
+      return 125;
+    for (size_t i = 0; i < n && rc == 0; i++)
+      if (remove_image(s, rows[i].id, rows[i].names, o.force, err) < 0)
+        rc = 125;
+    lbx_image_rows_free(rows, n);
+  }
+  for (int i = first; i < argc && rc == 0; i++)
+    if (rmi_one(s, argv[i], o.force, err) < 0)
+      rc = 125;
+  lbx_gc_stats st;
+  lbx_err *gerr = NULL;
+  if (lbx_store_gc(s, &st, &gerr) < 0) {
+    if (!*err)
+      *err = gerr;
+    else
+      lbx_error_free(gerr);
+    return 125;
+  }
+  lbx_log(cli, LBX_LOG_INFO, "removed %llu layers, %llu blobs, %llu files",
+          (unsigned long long)st.layers, (unsigned long long)st.blobs,
+          (unsigned long long)st.files);
+  return rc;
+}
+
+const lbx_cmd lbx_image_cmds[] = {
+    {"load", load_run, "Load an image from a docker-archive tarball or an OCI layout",
+     "Usage: lazybox load -i PATH [-q]\n"
+     "\n"
+     "Load images from a docker-archive tarball (docker save), or from an OCI\n"
+     "image layout given as a directory or a tar file. Layers may be gzip, zstd\n"
+     "or uncompressed; layers already in the store are not read again.\n"
+     "\n"
+     "Options:\n"
+     "  -i, --input PATH   the archive or layout to load\n"
+     "  -q, --quiet        print nothing on success\n"},
+    {"import", import_run, "Import a rootfs tarball as a one-layer image",
+     "Usage: lazybox import [OPTIONS] TARBALL [NAME]\n"
+     "\n"
+     "Make an image of one layer from a plain rootfs tarball (gzip, zstd or\n"
+     "uncompressed; - reads standard input). Prints the new image's ID.\n"
+     "A NAME without a registry is named under localhost/.\n"
+     "\n"
+     "Options:\n"
+     "  -c, --change INSTR    apply a Dockerfile instruction to the config:\n"
+     "                        CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL,\n"
+     "                        USER, VOLUME, WORKDIR (\"CMD /bin/sh\" or \"CMD=/bin/sh\")\n"
+     "  -m, --message TEXT    the history comment\n"
+     "  -q, --quiet           accepted for Podman compatibility\n"},
+    {"images", images_run, "List images in the store",
+     "Usage: lazybox images [OPTIONS] [IMAGE]\n"
+     "\n"
+     "List images: REPOSITORY TAG IMAGE ID CREATED SIZE, one line per name.\n"
+     "\n"
+     "Options:\n"
+     "  -a, --all            show all images (lazybox keeps no intermediate ones)\n"
+     "  -q, --quiet          print image IDs only\n"
+     "      --no-trunc       print full image IDs\n"
+     "      --format FORMAT  table (default) or json\n"},
+    {"inspect", inspect_run, "Show an image's configuration and layers as JSON",
+     "Usage: lazybox inspect [OPTIONS] IMAGE [IMAGE...]\n"
+     "\n"
+     "Print a JSON array with one object per image: Id, RepoTags, Created,\n"
+     "Architecture, Os, Config, RootFS (diff IDs), Layers (layer digests),\n"
+     "Size, Containers, ChainId, History.\n"
+     "\n"
+     "Options:\n"
+     "  -f, --format json   the output format (json only)\n"
+     "  -t, --type TYPE     image (default) or all\n"},
+    {"tag", tag_run, "Add names to an image",
+     "Usage: lazybox tag IMAGE NAME [NAME...]\n"
+     "\n"
+     "Give IMAGE more names. A NAME without a registry is named under\n"
+     "localhost/; a NAME another image had moves to IMAGE.\n"},
+    {"rmi", rmi_run, "Remove images",
+     "Usage: lazybox rmi [OPTIONS] IMAGE [IMAGE...]\n"
+     "\n"
+     "Remove an image by name or ID. A name of an image that has other names\n"
+     "only removes that name. Content no remaining image uses is deleted.\n"
+     "\n"
+     "Options:\n"
+     "  -a, --all     remove every image\n"
+     "  -f, --force   remove an image with several names by ID, or one that\n"
+     "                boxes use (the boxes are removed with it)\n"},
+    {0},
+};

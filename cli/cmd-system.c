@@ -1,0 +1,211 @@
+/* system df, system prune, version. */
+#include "cli.h"
+#include "config.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+
+struct fmt_opts {
+  const char *format;
+  bool all, force;
+};
+
+static int
+fmt_opt(void *ctx, int opt, char *arg)
+{
+  struct fmt_opts *o = ctx;
+  if (opt == 'f' && arg)
+    o->format = arg;
+  else if (opt == 'f')
+    o->force = true; /* prune's -f: no argument */
+  else if (opt == 'a')
+    o->all = true;
+  else if (opt == 'F')
+    o->force = true;
+  return 0;
+}
+
+static int
+df_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"format", required_argument, NULL, 'f'}, {0}};
+  struct fmt_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_system_cmds[1], argc, argv, "", opts, fmt_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  bool json = lbx_format_is_json(o.format, err);
+  if (*err)
+    return 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  lbx_df df;
+  if (lbx_store_df(s, &df, err) < 0)
+    return 125;
+  double ratio = df.stored_bytes ? (double)df.logical_bytes / (double)df.stored_bytes : 1.0;
+  if (json) {
+    _cleanup_json_ json_t *o2 = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "Images", (json_int_t)df.images,
+        "Layers", (json_int_t)df.layers, "Chains", (json_int_t)df.chains, "Blobs",
+        (json_int_t)df.blobs, "InlineBlobs", (json_int_t)df.inline_blobs, "LogicalBytes",
+        (json_int_t)df.logical_bytes, "StoredBytes", (json_int_t)df.stored_bytes, "DatabaseBytes",
+        (json_int_t)df.db_bytes, "DedupRatio", ratio);
+    _cleanup_free_ char *text = json_dumps(o2, JSON_INDENT(4));
+    printf("%s\n", text);
+    return 0;
+  }
+  _cleanup_free_ char *logical = lbx_human_size(df.logical_bytes);
+  _cleanup_free_ char *stored = lbx_human_size(df.stored_bytes);
+  _cleanup_free_ char *db = lbx_human_size(df.db_bytes);
+  printf("Images          %llu\n", (unsigned long long)df.images);
+  printf("Layers          %llu\n", (unsigned long long)df.layers);
+  printf("Blobs           %llu (%llu inline)\n", (unsigned long long)df.blobs,
+         (unsigned long long)df.inline_blobs);
+  printf("Logical size    %s\n", logical);
+  printf("Stored size     %s\n", stored);
+  printf("Dedup ratio     %.2f\n", ratio);
+  printf("Database size   %s\n", db);
+  return 0;
+}
+
+static bool
+confirm(const char *what)
+{
+  printf("WARNING! This will remove:\n%s\nAre you sure you want to continue? [y/N] ", what);
+  fflush(stdout);
+  char line[16];
+  if (!fgets(line, sizeof line, stdin))
+    return false;
+  return line[0] == 'y' || line[0] == 'Y';
+}
+
+static int
+prune_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {
+      {"all", no_argument, NULL, 'a'}, {"force", no_argument, NULL, 'F'}, {0}};
+  struct fmt_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_system_cmds[2], argc, argv, "af", opts, fmt_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first < argc)
+    return lbx_error(err, EINVAL, "system prune: unexpected argument \"%s\"", argv[first]), 125;
+  if (!o.force && !confirm(o.all ? "  - all images not used by a box\n  - unused layers and content"
+                                 : "  - images without a name\n  - unused layers and content"))
+    return 0;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  lbx_image_row *rows;
+  size_t n;
+  if (lbx_store_images(s, &rows, &n, err) < 0)
+    return 125;
+  bool header = false;
+  for (size_t i = 0; i < n; i++) {
+    if (lbx_store_image_users(s, rows[i].id) > 0)
+      continue;
+    if (rows[i].names[0] && !o.all)
+      continue;
+    for (char **p = rows[i].names; *p; p++)
+      if (lbx_store_untag(s, *p, err) < 0)
+        goto fail;
+    if (lbx_store_image_delete(s, rows[i].id, false, err) < 0)
+      goto fail;
+    if (!header)
+      printf("Deleted Images\n");
+    header = true;
+    printf("%s\n", rows[i].id);
+  }
+  lbx_image_rows_free(rows, n);
+  lbx_gc_stats st;
+  if (lbx_store_gc(s, &st, err) < 0)
+    return 125;
+  _cleanup_free_ char *freed = lbx_human_size(st.bytes);
+  printf("Total reclaimed space: %s\n", freed);
+  return 0;
+fail:
+  lbx_image_rows_free(rows, n);
+  return 125;
+}
+
+static int
+version_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  (void)cli;
+  static const struct option opts[] = {{"format", required_argument, NULL, 'f'}, {0}};
+  struct fmt_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_system_cmds[3], argc, argv, "f:", opts, fmt_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  bool json = lbx_format_is_json(o.format, err);
+  if (*err)
+    return 125;
+  const char *gzip = lbx_stream_have_isal() ? "ISA-L (zlib fallback)" : "zlib";
+#if defined(__x86_64__)
+  const char *arch = "amd64";
+#elif defined(__aarch64__)
+  const char *arch = "arm64";
+#else
+  const char *arch = "other";
+#endif
+  if (json) {
+    _cleanup_json_ json_t *v =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "Version", LBX_VERSION, "SQLite",
+                  sqlite3_libversion(), "Zlib", zlibVersion(), "Zstd", ZSTD_versionString(),
+                  "GzipInflate", gzip, "OsArch", arch);
+    _cleanup_free_ char *text = json_dumps(v, JSON_INDENT(4));
+    printf("%s\n", text);
+    return 0;
+  }
+  printf("Version:      %s\n", LBX_VERSION);
+  printf("SQLite:       %s\n", sqlite3_libversion());
+  printf("Zlib:         %s\n", zlibVersion());
+  printf("Zstd:         %s\n", ZSTD_versionString());
+  printf("Gzip inflate: %s\n", gzip);
+  printf("OS/Arch:      linux/%s\n", arch);
+  return 0;
+}
+
+const lbx_cmd lbx_system_cmds[] = {
+    {"system", NULL, "Manage the store",
+     "Usage: lazybox system COMMAND\n"
+     "\n"
+     "Commands:\n"
+     "  df       show how much space images use, and what deduplication saves\n"
+     "  prune    remove unused images and content\n"},
+    {"system df", df_run, "Show store usage",
+     "Usage: lazybox system df [--format json]\n"
+     "\n"
+     "Show the images, layers and distinct contents (blobs) in the store, the\n"
+     "bytes all layers hold (logical size) against the bytes stored once each\n"
+     "(stored size), their ratio, and the database's size.\n"
+     "\n"
+     "Options:\n"
+     "      --format FORMAT  table (default) or json\n"},
+    {"system prune", prune_run, "Remove unused images and content",
+     "Usage: lazybox system prune [-a] [-f]\n"
+     "\n"
+     "Remove images without a name (with -a: every image no box uses), then the\n"
+     "layers and contents no image needs. Asks first unless -f is given.\n"
+     "\n"
+     "Options:\n"
+     "  -a, --all     remove every image not used by a box, not only unnamed ones\n"
+     "  -f, --force   do not ask for confirmation\n"},
+    {"version", version_run, "Show the version and the libraries in use",
+     "Usage: lazybox version [--format json]\n"
+     "\n"
+     "Show lazybox's version and the libraries it was built with.\n"
+     "\n"
+     "Options:\n"
+     "  -f, --format FORMAT   table (default) or json\n"},
+    {0},
+};

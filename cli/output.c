@@ -1,0 +1,77 @@
+#include "cli.h"
+
+#include <string.h>
+#include <time.h>
+
+char *
+lbx_human_size(uint64_t bytes)
+{
+  /* Decimal units with four significant digits: what Podman prints. */
+  static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+  double v = (double)bytes;
+  size_t u = 0;
+  while (v >= 1000.0 && u + 1 < LBX_ARRAY_SIZE(units)) {
+    v /= 1000.0;
+    u++;
+  }
+  return lbx_xasprintf("%.4g %s", v, units[u]);
+}
+
+char *
+lbx_human_ago(int64_t ns)
+{
+  if (ns <= 0)
+    return lbx_xstrdup("N/A");
+  int64_t secs = (lbx_now_ns() - ns) / 1000000000;
+  if (secs < 1)
+    return lbx_xstrdup("Less than a second ago");
+  if (secs < 60)
+    return lbx_xasprintf("%lld seconds ago", (long long)secs);
+  int64_t mins = secs / 60;
+  if (mins == 1)
+    return lbx_xstrdup("About a minute ago");
+  if (mins < 60)
+    return lbx_xasprintf("%lld minutes ago", (long long)mins);
+  int64_t hours = mins / 60;
+  if (hours == 1)
+    return lbx_xstrdup("About an hour ago");
+  if (hours < 48)
+    return lbx_xasprintf("%lld hours ago", (long long)hours);
+  int64_t days = hours / 24;
+  if (days < 14)
+    return lbx_xasprintf("%lld days ago", (long long)days);
+  if (days < 60)
+    return lbx_xasprintf("%lld weeks ago", (long long)(days / 7));
+  if (days < 730)
+    return lbx_xasprintf("%lld months ago", (long long)(days / 30));
+  return lbx_xasprintf("%lld years ago", (long long)(days / 365));
+}
+
+char *
+lbx_rfc3339(int64_t ns)
+{
+  time_t t = (time_t)(ns / 1000000000);
+  long frac = (long)(ns % 1000000000);
+  if (frac < 0) {
+    frac += 1000000000;
+    t--;
+  }
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (frac)
+    return lbx_xasprintf("%s.%09ldZ", buf, frac);
+  return lbx_xasprintf("%sZ", buf);
+}
+
+bool
+lbx_format_is_json(const char *format, lbx_err **err)
+{
+  if (!format || strcmp(format, "table") == 0)
+    return false;
+  if (strcmp(format, "json") == 0)
+    return true;
+  lbx_error(err, EINVAL, "--format \"%s\": supported formats are json and table", format);
+  return false;
+}

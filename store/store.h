@@ -1,0 +1,216 @@
+/* The content-addressed store: one SQLite database (store.db) plus blob
+ * files under blobs/sha256/. See docs/store-format.md for the layout.
+ *
+ * Errors: functions called per file or per lookup (the hot paths of
+ * indexing and of the FUSE daemon) return -errno; the rest fill an lbx_err
+ * whose message names the store or the object. */
+#ifndef LBX_STORE_H
+#define LBX_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "entry.h"
+#include "error.h"
+#include "util.h"
+
+typedef struct lbx_store lbx_store;
+
+/* Files up to this size live in store.db instead of a file of their own:
+ * see docs/store-format.md for the measurement behind the number. */
+#define LBX_INLINE_MAX 4096
+
+enum {
+  LBX_STORE_RDONLY = 1 << 0, /* readers such as the FUSE daemon */
+};
+
+/* Opens (creating and migrating as needed) the store under root. */
+int lbx_store_open(const char *root, unsigned flags, lbx_store **out, lbx_err **err);
+void lbx_store_close(lbx_store *s);
+static inline void
+lbx_store_closep(lbx_store **s)
+{
+  lbx_store_close(*s);
+}
+const char *lbx_store_root(const lbx_store *s);
+
+/* Loads and imports hold the store lock shared; the blob sweep holds it
+ * exclusive, so it never removes a file a running load has written but not
+ * yet committed. */
+int lbx_store_lock(lbx_store *s, bool exclusive, lbx_err **err);
+void lbx_store_unlock(lbx_store *s);
+
+/* ---- layers ---- */
+
+/* 1 if a layer with this diff_id is indexed, 0 if not, -errno. */
+int lbx_store_has_layer(lbx_store *s, const char *diff_id);
+/* The diff_id a compressed layer digest was indexed as: 1 (diff_id filled), 0, -errno. */
+int lbx_store_layer_by_digest(lbx_store *s, const char *digest, char diff_id[LBX_DIGEST_STR]);
+
+/* A layer being indexed. Entries and small blobs are kept in memory and
+ * written in one transaction by commit, after the blob files written for the
+ * layer are durable (one syncfs, not an fsync per file). Safe to use from one
+ * thread per transaction; several transactions may run at once. */
+typedef struct lbx_layer_tx lbx_layer_tx;
+int lbx_layer_tx_begin(lbx_store *s, lbx_layer_tx **out, lbx_err **err);
+void lbx_layer_tx_free(lbx_layer_tx *tx); /* aborts if not committed */
+static inline void
+lbx_layer_tx_freep(lbx_layer_tx **tx)
+{
+  lbx_layer_tx_free(*tx);
+}
+/* 1 if the content (of size bytes) is already stored, or its file was
+ * placed by another transaction of this process (then this transaction
+ * records it too, so it does not depend on the other one committing);
+ * 0 if the caller must store it; -errno. */
+int lbx_layer_tx_has_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t size);
+/* Keeps a small content (len <= LBX_INLINE_MAX) to be written inline at commit. */
+int lbx_layer_tx_put_inline(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], const void *data,
+                            size_t len);
+/* Writes a content to a blob file at once (tmp file, then rename). */
+int lbx_layer_tx_put_data(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], const void *data,
+                          size_t len);
+/* For contents too big to hold in memory: a tmp file to write while hashing,
+ * then put_file (renames it into place, or drops it if the content is
+ * already stored). */
+int lbx_layer_tx_tmpfile(lbx_layer_tx *tx, char **path); /* returns an fd or -errno */
+int lbx_layer_tx_put_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], int fd,
+                          const char *path, uint64_t size);
+/* Copies the entry (strings and blobs) into the transaction. */
+int lbx_layer_tx_add_entry(lbx_layer_tx *tx, const lbx_entry *e);
+/* Makes the blob files durable, then inserts the layer, its entries, its
+ * blobs and the compressed digest it came as (digest may be NULL) in one
+ * transaction. Committing a diff_id that is already indexed is a no-op. */
+int lbx_layer_tx_commit(lbx_layer_tx *tx, const char *diff_id, uint64_t tar_size,
+                        const char *digest, const char *media_type, uint64_t compressed_size,
+                        lbx_err **err);
+
+/* Calls fn for every entry of an indexed layer, in archive order. */
+typedef int (*lbx_entry_fn)(void *ctx, const lbx_entry *e);
+int lbx_store_layer_entries(lbx_store *s, const char *diff_id, lbx_entry_fn fn, void *ctx,
+                            lbx_err **err);
+
+/* ---- images ---- */
+
+typedef struct lbx_image_layer {
+  const char *diff_id;
+  const char *digest;     /* compressed blob digest as in the manifest */
+  const char *media_type;
+  uint64_t size;          /* compressed size */
+} lbx_image_layer;
+
+typedef struct lbx_image_info {
+  const char *id;          /* hex sha256 of the config (the image ID) */
+  const char *config;      /* config JSON bytes */
+  size_t config_len;
+  const char *manifest;    /* manifest JSON bytes, may be NULL */
+  size_t manifest_len;
+  const char *chain_id;    /* OCI ChainID of the layers ("sha256:...") */
+  int64_t created_ns;      /* from the config */
+  size_t nlayers;
+  const lbx_image_layer *layers;
+} lbx_image_info;
+
+/* Writes the chain's tree: called by image_commit when the chain is new. */
+typedef struct lbx_chain_writer lbx_chain_writer;
+int lbx_chain_writer_node(lbx_chain_writer *w, const lbx_node *n);
+int lbx_chain_writer_dirent(lbx_chain_writer *w, uint64_t parent, const char *name, uint64_t ino);
+typedef int (*lbx_chain_build_fn)(void *ctx, lbx_chain_writer *w, lbx_err **err);
+
+/* 1 if the chain's tree is stored, 0 if not, -errno. */
+int lbx_store_has_chain(lbx_store *s, const char *chain_id);
+/* Records the image (its layers must be indexed), building the chain's tree
+ * through build() when it is not stored yet, and points each of names at it
+ * (a name moves from the image that had it). One transaction. */
+int lbx_store_image_commit(lbx_store *s, const lbx_image_info *info, lbx_chain_build_fn build,
+                           void *build_ctx, const char *const *names, size_t nnames, lbx_err **err);
+
+typedef struct lbx_image_row {
+  char id[LBX_DIGEST_HEX];
+  char **names; /* NULL-terminated, sorted */
+  int64_t created_ns;
+  int64_t loaded_ns;
+  uint64_t size;    /* uncompressed layer bytes */
+  uint64_t nlayers;
+  char *chain_id;
+} lbx_image_row;
+void lbx_image_rows_free(lbx_image_row *rows, size_t n);
+void lbx_image_row_clear(lbx_image_row *row);
+
+int lbx_store_images(lbx_store *s, lbx_image_row **rows, size_t *n, lbx_err **err);
+/* By exact name ("docker.io/library/x:tag"): 1 and id filled, 0 if absent. */
+int lbx_store_image_by_name(lbx_store *s, const char *name, char id[LBX_DIGEST_HEX]);
+/* By full ID or unique ID prefix (>= 3 hex): 1, 0 absent, -EEXIST ambiguous. */
+int lbx_store_image_by_id(lbx_store *s, const char *prefix, char id[LBX_DIGEST_HEX]);
+/* Names whose repository part (before ":tag") ends with "/" + suffix: short-name lookups. */
+int lbx_store_names_matching(lbx_store *s, const char *repo_suffix, const char *tag, char ***names,
+                             size_t *n);
+int lbx_store_image_get(lbx_store *s, const char *id, lbx_image_row *row, char **config,
+                        size_t *config_len, lbx_err **err);
+/* Layers of an image in order; caller frees with lbx_image_layers_free. */
+int lbx_store_image_layers(lbx_store *s, const char *id, lbx_image_layer **layers, size_t *n,
+                           lbx_err **err);
+void lbx_image_layers_free(lbx_image_layer *l, size_t n);
+
+int lbx_store_tag(lbx_store *s, const char *name, const char *id, lbx_err **err);
+/* 1 removed, 0 no such name. */
+int lbx_store_untag(lbx_store *s, const char *name, lbx_err **err);
+/* Number of boxes made from the image. */
+int lbx_store_image_users(lbx_store *s, const char *id);
+/* Removes the image row (names, layer refs), and with force the rows of the
+ * boxes made from it; the data goes at the next gc. */
+int lbx_store_image_delete(lbx_store *s, const char *id, bool force, lbx_err **err);
+
+/* ---- garbage collection and usage ---- */
+
+typedef struct lbx_gc_stats {
+  uint64_t chains, layers, blobs, files, bytes;
+} lbx_gc_stats;
+/* Drops chains and layers no image uses, blobs no layer uses, then (under
+ * the exclusive store lock) blob files and tmp files nothing references. */
+int lbx_store_gc(lbx_store *s, lbx_gc_stats *st, lbx_err **err);
+
+typedef struct lbx_df {
+  uint64_t images, layers, chains, blobs, inline_blobs;
+  uint64_t logical_bytes; /* file content summed over every layer */
+  uint64_t stored_bytes;  /* distinct content, counted once */
+  uint64_t db_bytes;      /* store.db and its WAL */
+} lbx_df;
+int lbx_store_df(lbx_store *s, lbx_df *df, lbx_err **err);
+
+/* ---- reading a chain (the merged tree), for the FUSE daemon and tools ---- */
+
+typedef struct lbx_chain lbx_chain;
+int lbx_chain_open(lbx_store *s, const char *chain_id, lbx_chain **out, lbx_err **err);
+void lbx_chain_close(lbx_chain *c);
+static inline void
+lbx_chain_closep(lbx_chain **c)
+{
+  lbx_chain_close(*c);
+}
+/* A node read from the store; strings and blobs owned by it. */
+typedef struct lbx_node_buf {
+  lbx_node n;
+  char *link;
+  uint8_t digest[LBX_DIGEST_LEN];
+  void *xattrs;
+} lbx_node_buf;
+void lbx_node_buf_clear(lbx_node_buf *b);
+int lbx_chain_getattr(lbx_chain *c, uint64_t ino, lbx_node_buf *out);           /* 0, -ENOENT */
+int lbx_chain_lookup(lbx_chain *c, uint64_t parent, const char *name, uint64_t *ino); /* 0, -ENOENT */
+/* Directory entries in name order after `after` (NULL: from the start);
+ * fn returns non-zero to stop (that value is returned). */
+typedef int (*lbx_dirent_fn)(void *ctx, const char *name, uint64_t ino);
+int lbx_chain_readdir(lbx_chain *c, uint64_t dir, const char *after, lbx_dirent_fn fn, void *ctx);
+uint64_t lbx_chain_nodes(const lbx_chain *c);
+
+/* Opens a stored content: an fd of the blob file (*fd >= 0), or the inline
+ * bytes (*data, *len; caller frees). */
+int lbx_store_blob_open(lbx_store *s, const uint8_t digest[LBX_DIGEST_LEN], int *fd, void **data,
+                        size_t *len);
+
+/* ---- boxes (rows only; the launcher owns their lifecycle) ---- */
+/* Present so rmi can refuse to remove an image a box uses. */
+
+#endif
