@@ -109,31 +109,31 @@ prune_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (lbx_store_images(s, &rows, &n, err) < 0)
     return 125;
   bool header = false;
-  for (size_t i = 0; i < n; i++) {
-    if (lbx_store_image_users(s, rows[i].id) > 0)
+  rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (lbx_store_image_users(s, rows[i].id) > 0 || (rows[i].names[0] && !o.all))
       continue;
-    if (rows[i].names[0] && !o.all)
-      continue;
-    for (char **p = rows[i].names; *p; p++)
+    for (char **p = rows[i].names; *p && rc == 0; p++)
       if (lbx_store_untag(s, *p, err) < 0)
-        goto fail;
-    if (lbx_store_image_delete(s, rows[i].id, false, err) < 0)
-      goto fail;
-    if (!header)
-      printf("Deleted Images\n");
-    header = true;
-    printf("%s\n", rows[i].id);
+        rc = 125;
+    if (rc == 0 && lbx_store_image_delete(s, rows[i].id, false, err) < 0)
+      rc = 125;
+    if (rc == 0) {
+      if (!header)
+        printf("Deleted Images\n");
+      header = true;
+      printf("%s\n", rows[i].id);
+    }
   }
   lbx_image_rows_free(rows, n);
+  if (rc != 0)
+    return rc;
   lbx_gc_stats st;
   if (lbx_store_gc(s, &st, err) < 0)
     return 125;
   _cleanup_free_ char *freed = lbx_human_size(st.bytes);
   printf("Total reclaimed space: %s\n", freed);
   return 0;
-fail:
-  lbx_image_rows_free(rows, n);
-  return 125;
 }
 
 static int

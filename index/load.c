@@ -175,7 +175,7 @@ static json_t *
 bundle_json(const struct bundle *b, const char *rel, char **raw, size_t *rawlen, lbx_err **err)
 {
   _cleanup_free_ char *buf = NULL;
-  size_t len;
+  size_t len = 0;
   if (bundle_read(b, rel, &buf, &len, err) < 0)
     return NULL;
   json_error_t jerr;
