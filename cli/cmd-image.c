@@ -204,7 +204,7 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
                          "Names", names, "RepoTags", names,
                          "Created", (json_int_t)(rows[i].created_ns / 1000000000), "CreatedAt",
                          created, "Size", (json_int_t)rows[i].size, "Containers",
-                         (json_int_t)lbx_store_image_users(s, rows[i].id), "Labels",
+                         (json_int_t)lbx_store_image_users(s, rows[i].id, NULL), "Labels",
                          image_labels(s, rows[i].id), "ChainId", rows[i].chain_id));
     }
     _cleanup_free_ char *text = json_dumps(arr, JSON_INDENT(4));
@@ -284,7 +284,7 @@ inspect_one(lbx_store *s, const char *id, lbx_err **err)
       "Os", json_string_value(json_object_get(cfg, "os")) ?: "", "Config",
       json_object_get(cfg, "config") ?: json_object(), "RootFS", "Type", "layers", "Layers",
       diff_ids, "Layers", digests, "Size", (json_int_t)row.size, "Containers",
-      (json_int_t)lbx_store_image_users(s, id), "ChainId", row.chain_id, "History",
+      (json_int_t)lbx_store_image_users(s, id, NULL), "ChainId", row.chain_id, "History",
       json_object_get(cfg, "history") ?: json_array());
   json_t *author = json_object_get(cfg, "author");
   if (author)
@@ -336,8 +336,11 @@ inspect_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       rc = 125;
     }
   }
-  _cleanup_free_ char *text = json_dumps(arr, JSON_INDENT(4));
-  printf("%s\n", text);
+  /* nothing at all found: only the error, as the failure it is */
+  if (json_array_size(arr) > 0 || rc == 0) {
+    _cleanup_free_ char *text = json_dumps(arr, JSON_INDENT(4));
+    printf("%s\n", text);
+  }
   return rc;
 }
 
@@ -403,11 +406,12 @@ rmi_opt(void *ctx, int opt, char *arg)
 static int
 remove_image(lbx_store *s, const char *id, char **names, bool force, lbx_err **err)
 {
-  int users = lbx_store_image_users(s, id);
+  _cleanup_free_ char *box = NULL;
+  int users = lbx_store_image_users(s, id, &box);
   if (users > 0 && !force)
     return lbx_error(err, EBUSY,
-                     "image %.12s is used by %d box%s: remove %s first, or use rmi -f", id, users,
-                     users == 1 ? "" : "es", users == 1 ? "it" : "them");
+                     "image %.12s is used by box %s%s: remove the box%s first, or use rmi -f", id,
+                     box ? box : "?", users > 1 ? " and others" : "", users > 1 ? "es" : "");
   for (char **p = names; p && *p; p++) {
     if (lbx_store_untag(s, *p, err) < 0)
       return -1;

@@ -111,7 +111,7 @@ prune_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   bool header = false;
   rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
-    if (lbx_store_image_users(s, rows[i].id) > 0 || (rows[i].names[0] && !o.all))
+    if (lbx_store_image_users(s, rows[i].id, NULL) > 0 || (rows[i].names[0] && !o.all))
       continue;
     for (char **p = rows[i].names; *p && rc == 0; p++)
       if (lbx_store_untag(s, *p, err) < 0)

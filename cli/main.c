@@ -94,8 +94,9 @@ lbx_parse_opts(const lbx_cmd *cmd, int argc, char **argv, const char *shortopts,
   if (n)
     memcpy(all, longopts, n * sizeof *all);
   all[n] = (struct option){"help", no_argument, NULL, 'h'};
-  _cleanup_free_ char *so = lbx_xasprintf("+:h%s", shortopts ? shortopts : "");
-  optind = 1;
+  /* options may follow operands, as Podman's (cobra) commands allow */
+  _cleanup_free_ char *so = lbx_xasprintf(":h%s", shortopts ? shortopts : "");
+  optind = 0; /* 0, not 1: glibc then resets its permutation state too */
   opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, so, all, NULL)) != -1) {

@@ -46,6 +46,39 @@ bundle_clear(struct bundle *b)
   free(b->m);
 }
 
+/* Joins a link target to the directory dir[0..dirlen) and folds "." and
+ * ".." lexically inside the archive's namespace; NULL if it climbs out. */
+static char *
+resolve_member(const char *dir, size_t dirlen, const char *target)
+{
+  _cleanup_free_ char *joined = dirlen ? lbx_xasprintf("%.*s/%s", (int)dirlen, dir, target)
+                                       : lbx_xstrdup(target);
+  char *out = lbx_xmalloc(strlen(joined) + 1);
+  size_t n = 0;
+  char *save = NULL;
+  for (char *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+    if (strcmp(c, ".") == 0)
+      continue;
+    if (strcmp(c, "..") == 0) {
+      if (n == 0) {
+        free(out);
+        return NULL;
+      }
+      while (n > 0 && out[n - 1] != '/')
+        n--;
+      if (n > 0)
+        n--; /* the separator */
+      continue;
+    }
+    if (n)
+      out[n++] = '/';
+    memcpy(out + n, c, strlen(c));
+    n += strlen(c);
+  }
+  out[n] = '\0';
+  return out;
+}
+
 static int
 scan_archive(struct bundle *b, lbx_err **err)
 {
@@ -63,15 +96,15 @@ scan_archive(struct bundle *b, lbx_err **err)
     struct member *m = &b->m[b->n++];
     *m = (struct member){steal_pointer(&path), NULL, e->offset, e->size};
     if (e->type == LBX_TAR_SYMLINK || e->type == LBX_TAR_HARDLINK) {
-      /* docker save links duplicate layers to one copy */
-      _cleanup_free_ char *dir = lbx_xstrdup(m->path);
-      char *slash = strrchr(dir, '/');
-      _cleanup_free_ char *joined =
-          e->type == LBX_TAR_SYMLINK && e->linkname[0] != '/' && slash
-              ? (*slash = '\0', lbx_xasprintf("%s/%s", dir, e->linkname))
-              : lbx_xstrdup(e->linkname);
-      if (lbx_tar_clean_path(joined, &m->link, err) < 0)
-        return -1;
+      /* docker save and skopeo link duplicate layers to one copy, with
+       * targets such as "<dir>/../<digest>.tar" */
+      const char *slash = strrchr(m->path, '/');
+      bool relative = e->type == LBX_TAR_SYMLINK && e->linkname[0] != '/';
+      if (!(m->link = resolve_member(relative && slash ? m->path : "",
+                                     relative && slash ? (size_t)(slash - m->path) : 0,
+                                     e->linkname)))
+        return lbx_error(err, EINVAL, "%s: link \"%s\" -> \"%s\" leaves the archive", b->name,
+                         m->path, e->linkname);
     }
   }
   return r;

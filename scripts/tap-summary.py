@@ -9,7 +9,7 @@ names the run in messages (default: the file name). --fail adds one failure
 that happened outside meson (e.g. "build").
 
 Counting, per test:
-  * TAP output (a "1..N" plan line in stdout): every "ok" line is a pass,
+  * TAP output (a "1..N" plan line, or "ok N"/"not ok N" lines, in stdout): every "ok" line is a pass,
     "not ok" a failure; a "# SKIP" directive (any case) makes either a skip,
     "not ok ... # TODO" a skip. A plan "1..0 # SKIP why" is one skip. A test
     meson calls FAIL/ERROR/TIMEOUT with no "not ok" line is one more failure
@@ -30,6 +30,7 @@ import sys
 
 TAP_LINE = re.compile(r"^(not )?ok\b\s*(\d+)?\s*-?\s*([^#]*?)\s*(?:#\s*(.*))?$")
 PLAN = re.compile(r"^1\.\.(\d+)\s*(?:#\s*(.*))?$")
+TAP_START = re.compile(r"^(not )?ok(\s+\d+|\s+-|\s*$)")
 FAILED_RESULTS = {"FAIL", "ERROR", "TIMEOUT", "UNEXPECTEDPASS", "INTERRUPT"}
 
 
@@ -68,8 +69,8 @@ class Summary:
         out, err = t.get("stdout") or "", t.get("stderr") or ""
         lines = out.splitlines()
         plan = [m for m in (PLAN.match(l.strip()) for l in lines) if m]
-        if plan:
-            self.tap(name, result, lines, plan[0], out, err)
+        if plan or any(TAP_START.match(l) for l in lines):
+            self.tap(name, result, lines, plan[0] if plan else None, out, err, t.get("returncode"))
             return
         if result in ("OK", "EXPECTEDFAIL"):
             self.passed += 1
@@ -78,8 +79,8 @@ class Summary:
         else:
             self.fail(f"{name} ({result}, exit {t.get('returncode')})", tail(err or out))
 
-    def tap(self, name, result, lines, plan, out, err):
-        if plan.group(1) == "0" and not any(TAP_LINE.match(l) for l in lines):
+    def tap(self, name, result, lines, plan, out, err, rc=None):
+        if plan and plan.group(1) == "0" and not any(TAP_LINE.match(l) for l in lines):
             if result in FAILED_RESULTS:
                 self.fail(f"{name} ({result})", tail(err or out))
             else:
@@ -108,7 +109,7 @@ class Summary:
             else:
                 self.passed += 1
         if result in FAILED_RESULTS and not_ok == 0:
-            why = bail or f"{result}, no failing subtest"
+            why = bail or f"{result}, exit {rc}, no failing subtest"
             self.fail(f"{name} ({why})", tail(err or out))
 
     @staticmethod

@@ -479,14 +479,20 @@ lbx_store_untag(lbx_store *s, const char *name, lbx_err **err)
 }
 
 int
-lbx_store_image_users(lbx_store *s, const char *id)
+lbx_store_image_users(lbx_store *s, const char *id, char **first)
 {
+  if (first)
+    *first = NULL;
   LBX_LOCKED(s);
   _cleanup_reset_ sqlite3_stmt *st = lbx_stmt(s, ST_IMAGE_USERS);
   if (!st)
     return -EIO;
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-  return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -EIO;
+  if (sqlite3_step(st) != SQLITE_ROW)
+    return -EIO;
+  if (first && sqlite3_column_type(st, 1) != SQLITE_NULL)
+    *first = lbx_xstrdup((const char *)sqlite3_column_text(st, 1));
+  return sqlite3_column_int(st, 0);
 }
 
 int

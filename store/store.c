@@ -146,7 +146,7 @@ static const char *const stmt_sql[ST__COUNT] = {
                      "FROM images i JOIN chains c ON c.id = i.chain WHERE i.id = ?1",
     [ST_IMAGE_LAYERS] = "SELECT l.diff_id, il.digest, il.media_type, il.size FROM image_layers il "
                         "JOIN layers l ON l.id = il.layer WHERE il.image = ?1 ORDER BY il.idx",
-    [ST_IMAGE_USERS] = "SELECT count(*) FROM boxes WHERE image = ?1",
+    [ST_IMAGE_USERS] = "SELECT count(*), min(name) FROM boxes WHERE image = ?1",
     [ST_NAMES_LIKE] = "SELECT name FROM names WHERE name LIKE ?1 ESCAPE '\\' ORDER BY name",
     [ST_CHAIN_INFO] = "SELECT id, nodes FROM chains WHERE chain_id = ?1",
     [ST_NODE_GET] = "SELECT type, mode, uid, gid, nlink, size, mtime, rdev, link, digest, xattrs "

@@ -156,8 +156,9 @@ void lbx_image_layers_free(lbx_image_layer *l, size_t n);
 int lbx_store_tag(lbx_store *s, const char *name, const char *id, lbx_err **err);
 /* 1 removed, 0 no such name. */
 int lbx_store_untag(lbx_store *s, const char *name, lbx_err **err);
-/* Number of boxes made from the image. */
-int lbx_store_image_users(lbx_store *s, const char *id);
+/* Number of boxes made from the image; *first (if non-NULL) gets the name
+ * of one of them (caller frees), for messages. */
+int lbx_store_image_users(lbx_store *s, const char *id, char **first);
 /* Removes the image row (names, layer refs), and with force the rows of the
  * boxes made from it; the data goes at the next gc. */
 int lbx_store_image_delete(lbx_store *s, const char *id, bool force, lbx_err **err);

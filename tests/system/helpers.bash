@@ -170,11 +170,11 @@ _layer_args() {
 fixture_oci() {
 	local dir="$1" compress="$2"
 	shift 2
-	local ref=(--ref "$FIXTURE_REF")
-	[[ " $* " == *" --ref "* ]] && ref=()
+	local refargs=(--ref "$FIXTURE_REF")
+	[[ " $* " == *" --ref "* ]] && refargs=()
 	local la
 	mapfile -t la < <(_layer_args "$LBX_FIXTURE_LAYERS")
-	python3 "$MKIMAGE" oci "$dir" "${ref[@]}" --compress "$compress" "${la[@]}" \
+	python3 "$MKIMAGE" oci "$dir" "${refargs[@]}" --compress "$compress" "${la[@]}" \
 		--cmd /bin/sh "$@" >/dev/null
 }
 
@@ -183,11 +183,11 @@ fixture_oci() {
 fixture_archive() {
 	local file="$1" compress="$2"
 	shift 2
-	local ref=(--ref "$FIXTURE_REF")
-	[[ " $* " == *" --ref "* ]] && ref=()
+	local refargs=(--ref "$FIXTURE_REF")
+	[[ " $* " == *" --ref "* ]] && refargs=()
 	local la
 	mapfile -t la < <(_layer_args "$LBX_FIXTURE_LAYERS")
-	python3 "$MKIMAGE" docker-archive "$file" "${ref[@]}" --compress "$compress" "${la[@]}" \
+	python3 "$MKIMAGE" docker-archive "$file" "${refargs[@]}" --compress "$compress" "${la[@]}" \
 		--cmd /bin/sh "$@" >/dev/null
 }
 

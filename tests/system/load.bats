@@ -396,7 +396,7 @@ fixture_id() {
 	big="$(cached_image big-oci oci_from_layers_to "$bdir" none lbx-big:latest)"
 	big_dump="$(cached_image big.dump umoci_dump_to "$big" lbx-big:latest)"
 
-	"$LAZYBOX" --root "$LAZYBOX_ROOT" load -i "$big" >"$BATS_TEST_TMPDIR/killed.log" 2>&1 &
+	"$LAZYBOX" --root "$LAZYBOX_ROOT" load -i "$big" >"$BATS_TEST_TMPDIR/killed.log" 2>&1 3>&- &
 	pid=$!
 	# kill as soon as it writes into the store (staging or blob files)
 	for _ in $(seq 1 2000); do
