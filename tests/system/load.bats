@@ -350,7 +350,7 @@ fixture_id() {
 	run lbx system df --format json
 	assert_success
 	j="$output"
-	echo "# unique=$unique one-image=$one df=$j" >&3
+	echo "# unique=$unique one-image=$one df=$(jq -c . <<<"$j")" >&3
 	[ "$(jq .Images <<<"$j")" = 2 ]
 	[ "$(jq .Layers <<<"$j")" = 6 ]
 	jq -e --argjson u "$unique" '.StoredBytes < 1.05 * $u' <<<"$j" >/dev/null ||
@@ -409,6 +409,7 @@ fixture_id() {
 	done
 	if kill -9 "$pid" 2>/dev/null; then
 		killed=1
+		echo "# killed the load after $(find "$LAZYBOX_ROOT" -type f | wc -l) files were written" >&3
 	else
 		killed=0
 		echo "# note: the load finished before it could be killed" >&3

@@ -15,11 +15,18 @@ static inline void
 tap_ok(int cond, const char *fmt, ...)
 {
   va_list ap;
+  char desc[1024];
   va_start(ap, fmt);
-  printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-  vprintf(fmt, ap);
-  putchar('\n');
+  vsnprintf(desc, sizeof desc, fmt, ap);
   va_end(ap);
+  printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
+  /* a description is one TAP line: control bytes are escaped */
+  for (const unsigned char *p = (const unsigned char *)desc; *p; p++)
+    if (*p < 0x20 || *p == 0x7f)
+      printf("\\x%02x", *p);
+    else
+      putchar(*p);
+  putchar('\n');
   if (!cond)
     tap_failed++;
   fflush(stdout);
