@@ -40,8 +40,8 @@ int lbx_parse_opts(const lbx_cmd *cmd, int argc, char **argv, const char *shorto
                    void *ctx, int *exit_code, lbx_err **err);
 
 /* Output helpers (output.c). */
-char *lbx_human_size(uint64_t bytes);           /* "4.26 MB", like Podman */
-char *lbx_human_ago(int64_t ns);                /* "2 months ago" */
+char *lbx_human_size(uint64_t bytes); /* "4.26 MB", like Podman */
+char *lbx_human_ago(int64_t ns);      /* "2 months ago" */
 char *lbx_rfc3339(int64_t ns);
 bool lbx_format_is_json(const char *format, lbx_err **err);
 

@@ -8,6 +8,18 @@
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
 
+/* A failed load may have placed blob files before it failed: remove them
+ * now unless another load is running (then the next gc does). Committed
+ * layers stay, so loading again does not redo them. */
+static void
+sweep_after_failure(lbx_store *s)
+{
+  lbx_gc_stats st;
+  lbx_err *e = NULL;
+  lbx_store_sweep(s, false, &st, &e);
+  lbx_error_free(e);
+}
+
 /* ---- load ---- */
 
 struct load_opts {
@@ -45,8 +57,10 @@ load_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   char **names;
   size_t n;
-  if (lbx_load(s, o.input, &names, &n, err) < 0)
+  if (lbx_load(s, o.input, &names, &n, err) < 0) {
+    sweep_after_failure(s);
     return 125;
+  }
   for (size_t i = 0; i < n; i++) {
     if (!o.quiet)
       printf("Loaded image: %s\n", names[i]);
@@ -100,9 +114,11 @@ import_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (!s)
     return 125;
   char id[LBX_DIGEST_HEX];
-  if (lbx_import(s, argv[first], argc - first == 2 ? argv[first + 1] : NULL, o.changes,
-                 o.nchanges, o.message, id, err) < 0)
+  if (lbx_import(s, argv[first], argc - first == 2 ? argv[first + 1] : NULL, o.changes, o.nchanges,
+                 o.message, id, err) < 0) {
+    sweep_after_failure(s);
     return 125;
+  }
   printf("%s\n", id);
   return 0;
 }
@@ -200,10 +216,10 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
         json_array_append_new(names, json_string(*p));
       _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
       json_array_append_new(
-          arr, json_pack("{s:s, s:o, s:O, s:I, s:s, s:I, s:I, s:o, s:s}", "Id", rows[i].id,
-                         "Names", names, "RepoTags", names,
-                         "Created", (json_int_t)(rows[i].created_ns / 1000000000), "CreatedAt",
-                         created, "Size", (json_int_t)rows[i].size, "Containers",
+          arr, json_pack("{s:s, s:o, s:O, s:I, s:s, s:I, s:I, s:o, s:s}", "Id", rows[i].id, "Names",
+                         names, "RepoTags", names, "Created",
+                         (json_int_t)(rows[i].created_ns / 1000000000), "CreatedAt", created,
+                         "Size", (json_int_t)rows[i].size, "Containers",
                          (json_int_t)lbx_store_image_users(s, rows[i].id, NULL), "Labels",
                          image_labels(s, rows[i].id), "ChainId", rows[i].chain_id));
     }
@@ -214,15 +230,14 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       if (!*filter_id || strcmp(rows[i].id, filter_id) == 0)
         printf(o.no_trunc ? "sha256:%s\n" : "%.12s\n", rows[i].id);
   } else {
-    printf("%-40s  %-10s  %-12s  %-16s  %s\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED",
-           "SIZE");
+    printf("%-40s  %-10s  %-12s  %-16s  %s\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
     for (size_t i = 0; i < n; i++) {
       if (*filter_id && strcmp(rows[i].id, filter_id) != 0)
         continue;
       _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
       _cleanup_free_ char *size = lbx_human_size(rows[i].size);
-      _cleanup_free_ char *id = o.no_trunc ? lbx_xasprintf("sha256:%s", rows[i].id)
-                                           : lbx_xstrndup(rows[i].id, 12);
+      _cleanup_free_ char *id =
+          o.no_trunc ? lbx_xasprintf("sha256:%s", rows[i].id) : lbx_xstrndup(rows[i].id, 12);
       if (!rows[i].names[0])
         printf("%-40s  %-10s  %-12s  %-16s  %s\n", "<none>", "<none>", id, ago, size);
       for (char **p = rows[i].names; *p; p++) {
@@ -277,15 +292,14 @@ inspect_one(lbx_store *s, const char *id, lbx_err **err)
     json_array_append_new(digests, json_string(layers[i].digest));
   }
   _cleanup_free_ char *created = lbx_rfc3339(row.created_ns);
-  json_t *o = json_pack(
-      "{s:s, s:o, s:s, s:s, s:s, s:O, s:{s:s, s:o}, s:o, s:I, s:I, s:s, s:O}", "Id", id,
-      "RepoTags", names, "Created", created, "Architecture",
-      json_string_value(json_object_get(cfg, "architecture")) ?: "",
-      "Os", json_string_value(json_object_get(cfg, "os")) ?: "", "Config",
-      json_object_get(cfg, "config") ?: json_object(), "RootFS", "Type", "layers", "Layers",
-      diff_ids, "Layers", digests, "Size", (json_int_t)row.size, "Containers",
-      (json_int_t)lbx_store_image_users(s, id, NULL), "ChainId", row.chain_id, "History",
-      json_object_get(cfg, "history") ?: json_array());
+  json_t *o = json_pack("{s:s, s:o, s:s, s:s, s:s, s:O, s:{s:s, s:o}, s:o, s:I, s:I, s:s, s:O}",
+                        "Id", id, "RepoTags", names, "Created", created, "Architecture",
+                        json_string_value(json_object_get(cfg, "architecture")) ?: "", "Os",
+                        json_string_value(json_object_get(cfg, "os")) ?: "", "Config",
+                        json_object_get(cfg, "config") ?: json_object(), "RootFS", "Type", "layers",
+                        "Layers", diff_ids, "Layers", digests, "Size", (json_int_t)row.size,
+                        "Containers", (json_int_t)lbx_store_image_users(s, id, NULL), "ChainId",
+                        row.chain_id, "History", json_object_get(cfg, "history") ?: json_array());
   json_t *author = json_object_get(cfg, "author");
   if (author)
     json_object_set(o, "Author", author);
@@ -309,8 +323,7 @@ inspect_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error(err, EINVAL, "inspect: --format \"%s\": only json is supported", o.format),
            125;
   if (o.type && strcmp(o.type, "image") != 0 && strcmp(o.type, "all") != 0)
-    return lbx_error(err, EINVAL, "inspect: --type \"%s\": only images exist so far", o.type),
-           125;
+    return lbx_error(err, EINVAL, "inspect: --type \"%s\": only images exist so far", o.type), 125;
   if (first >= argc)
     return lbx_error(err, EINVAL, "inspect: name at least one image"), 125;
   lbx_store *s = lbx_cli_store(cli, err);
@@ -445,9 +458,8 @@ rmi_one(lbx_store *s, const char *arg, bool force, lbx_err **err)
     if (lbx_ref_parse(arg, 0, &ref, NULL) == 0) {
       _cleanup_free_ char *full = lbx_ref_string(ref);
       _cleanup_(lbx_ref_freep) lbx_ref *local = NULL;
-      _cleanup_free_ char *lfull = lbx_ref_parse(arg, LBX_REF_LOCAL, &local, NULL) == 0
-                                       ? lbx_ref_string(local)
-                                       : NULL;
+      _cleanup_free_ char *lfull =
+          lbx_ref_parse(arg, LBX_REF_LOCAL, &local, NULL) == 0 ? lbx_ref_string(local) : NULL;
       for (size_t i = 0; i < nnames && !match; i++)
         if (strcmp(row.names[i], full) == 0 || (lfull && strcmp(row.names[i], lfull) == 0))
           match = row.names[i];

@@ -51,12 +51,12 @@ df_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   double ratio = df.stored_bytes ? (double)df.logical_bytes / (double)df.stored_bytes : 1.0;
   if (json) {
-    _cleanup_json_ json_t *o2 = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "Images", (json_int_t)df.images,
-        "Layers", (json_int_t)df.layers, "Chains", (json_int_t)df.chains, "Blobs",
-        (json_int_t)df.blobs, "InlineBlobs", (json_int_t)df.inline_blobs, "LogicalBytes",
-        (json_int_t)df.logical_bytes, "StoredBytes", (json_int_t)df.stored_bytes, "DatabaseBytes",
-        (json_int_t)df.db_bytes, "DedupRatio", ratio);
+    _cleanup_json_ json_t *o2 =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "Images", (json_int_t)df.images,
+                  "Layers", (json_int_t)df.layers, "Chains", (json_int_t)df.chains, "Blobs",
+                  (json_int_t)df.blobs, "InlineBlobs", (json_int_t)df.inline_blobs, "LogicalBytes",
+                  (json_int_t)df.logical_bytes, "StoredBytes", (json_int_t)df.stored_bytes,
+                  "DatabaseBytes", (json_int_t)df.db_bytes, "DedupRatio", ratio);
     _cleanup_free_ char *text = json_dumps(o2, JSON_INDENT(4));
     printf("%s\n", text);
     return 0;
@@ -158,10 +158,9 @@ version_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   const char *arch = "other";
 #endif
   if (json) {
-    _cleanup_json_ json_t *v =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "Version", LBX_VERSION, "SQLite",
-                  sqlite3_libversion(), "Zlib", zlibVersion(), "Zstd", ZSTD_versionString(),
-                  "GzipInflate", gzip, "OsArch", arch);
+    _cleanup_json_ json_t *v = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s}", "Version", LBX_VERSION, "SQLite", sqlite3_libversion(),
+        "Zlib", zlibVersion(), "Zstd", ZSTD_versionString(), "GzipInflate", gzip, "OsArch", arch);
     _cleanup_free_ char *text = json_dumps(v, JSON_INDENT(4));
     printf("%s\n", text);
     return 0;

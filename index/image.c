@@ -115,9 +115,8 @@ lbx_image_add(lbx_store *s, const char *config, size_t config_len, const char *m
   if (!json_is_array(diff_ids))
     return lbx_error(err, EBADMSG, "image config sha256:%s: no rootfs.diff_ids", id);
   if (json_array_size(diff_ids) != nlayers)
-    return lbx_error(err, EBADMSG,
-                     "image config sha256:%s: it lists %zu layers, the manifest %zu", id,
-                     json_array_size(diff_ids), nlayers);
+    return lbx_error(err, EBADMSG, "image config sha256:%s: it lists %zu layers, the manifest %zu",
+                     id, json_array_size(diff_ids), nlayers);
   _cleanup_free_ const char **ids = lbx_xcalloc(nlayers, sizeof *ids);
   for (size_t i = 0; i < nlayers; i++) {
     const char *d = json_string_value(json_array_get(diff_ids, i));
@@ -131,15 +130,15 @@ lbx_image_add(lbx_store *s, const char *config, size_t config_len, const char *m
   char chain_id[LBX_DIGEST_STR];
   lbx_chain_id(ids, nlayers, chain_id);
   if (nlayers == 0)
-    snprintf(chain_id, sizeof chain_id, "sha256:%s", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    snprintf(chain_id, sizeof chain_id, "sha256:%s",
+             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   const char *created = json_string_value(json_object_get(cfg, "created"));
 
   struct build_ctx b = {s, NULL, err, NULL};
   _cleanup_(lbx_tree_freep) lbx_tree *tree = NULL;
   int has = lbx_store_has_chain(s, chain_id);
   if (has < 0)
-    return lbx_error_errno(err, -has, "store %s: looking up chain %s", lbx_store_root(s),
-                           chain_id);
+    return lbx_error_errno(err, -has, "store %s: looking up chain %s", lbx_store_root(s), chain_id);
   if (!has) {
     /* Built outside the store's write transaction: reading the layers'
      * entries takes the store, the commit below then only writes. */
@@ -153,8 +152,15 @@ lbx_image_add(lbx_store *s, const char *config, size_t config_len, const char *m
         return -1;
     }
   }
+  char mdigest[LBX_DIGEST_STR] = "";
+  if (manifest) {
+    char hex[LBX_DIGEST_HEX];
+    sha256_hex(manifest, manifest_len, hex);
+    snprintf(mdigest, sizeof mdigest, "sha256:%s", hex);
+  }
   lbx_image_info info = {
       .id = id,
+      .digest = manifest ? mdigest : NULL,
       .config = config,
       .config_len = config_len,
       .manifest = manifest,
@@ -190,9 +196,13 @@ lbx_image_resolve(lbx_store *s, const char *name, char id[LBX_DIGEST_HEX], lbx_e
   _cleanup_(lbx_ref_freep) lbx_ref *ref = NULL;
   if (lbx_ref_parse(name, 0, &ref, err) < 0)
     return -1;
-  if (ref->digest && !ref->tag)
-    return lbx_error(err, ENOENT, "image %s: no such image (lookups by digest need a pull)",
-                     name);
+  if (ref->digest) {
+    /* name@digest: the image whose manifest has that digest */
+    int r = lbx_store_image_by_digest(s, ref->digest, id);
+    if (r > 0)
+      return 0;
+    return lbx_error(err, ENOENT, "image %s: no image with manifest digest %s", name, ref->digest);
+  }
   _cleanup_free_ char *full = lbx_ref_string(ref);
   if (lbx_store_image_by_name(s, full, id) > 0)
     return 0;
@@ -213,8 +223,7 @@ lbx_image_resolve(lbx_store *s, const char *name, char id[LBX_DIGEST_HEX], lbx_e
   if (n == 1 && lbx_store_image_by_name(s, names[0], id) > 0)
     r = 0;
   else if (n > 1)
-    lbx_error(err, EEXIST, "image %s is ambiguous: it matches %s and %s", name, names[0],
-              names[1]);
+    lbx_error(err, EEXIST, "image %s is ambiguous: it matches %s and %s", name, names[0], names[1]);
   else
     lbx_error(err, ENOENT, "image %s: no such image", name);
   for (size_t i = 0; i < n; i++)

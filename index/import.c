@@ -87,7 +87,8 @@ apply_change(json_t *cfg, const char *change, lbx_err **err)
     size_t nlen = strcspn(kv, "=");
     size_t i;
     json_t *x;
-    json_array_foreach(env, i, x) {
+    json_array_foreach(env, i, x)
+    {
       const char *old = json_string_value(x);
       if (old && strncmp(old, kv, nlen + 1) == 0) {
         json_array_remove(env, i);

@@ -12,13 +12,13 @@
 
 /* One layer to index, as bytes from a source. */
 typedef struct lbx_layer_src {
-  const char *name;       /* what errors call the layer: its digest or file name */
+  const char *name; /* what errors call the layer: its digest or file name */
   lbx_read_fn read;
   void *ctx;
-  const char *digest;     /* expected compressed digest, or NULL */
-  const char *diff_id;    /* expected diff_id, or NULL */
-  uint64_t size;          /* expected compressed size, or 0 for unknown */
-  unsigned stream_flags;  /* LBX_STREAM_* */
+  const char *digest;    /* expected compressed digest, or NULL */
+  const char *diff_id;   /* expected diff_id, or NULL */
+  uint64_t size;         /* expected compressed size, or 0 for unknown */
+  unsigned stream_flags; /* LBX_STREAM_* */
 } lbx_layer_src;
 
 typedef struct lbx_layer_result {

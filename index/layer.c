@@ -1,5 +1,6 @@
 /* One layer: stream -> tar reader -> blobs and entries -> one commit. */
 #include "index.h"
+#include "pipe.h"
 #include "tar.h"
 
 #include <openssl/evp.h>
@@ -11,12 +12,6 @@
  * so a content already stored costs no write at all; bigger ones are
  * written to a tmp file while hashed. */
 #define BUFFERED_MAX (8u << 20)
-
-static ssize_t
-stream_source(void *ctx, void *buf, size_t len, lbx_err **err)
-{
-  return lbx_stream_read(ctx, buf, len, err);
-}
 
 static uint32_t
 entry_type(enum lbx_tar_type t)
@@ -75,10 +70,15 @@ store_content(struct layer_ctx *c, const lbx_tar_entry *te, uint8_t digest[LBX_D
     }
     EVP_DigestUpdate(md, c->buf, got);
     EVP_DigestFinal_ex(md, digest, NULL);
-    r = lbx_layer_tx_has_blob(c->tx, digest, got);
-    if (r == 0)
-      r = got <= LBX_INLINE_MAX ? lbx_layer_tx_put_inline(c->tx, digest, c->buf, got)
-                                : lbx_layer_tx_put_data(c->tx, digest, c->buf, got);
+    if (got <= LBX_INLINE_MAX) {
+      /* no lookup: the commit's INSERT OR IGNORE keeps the first copy, and
+       * a query per small file costs more than carrying its bytes */
+      r = lbx_layer_tx_put_inline(c->tx, digest, c->buf, got);
+    } else {
+      r = lbx_layer_tx_has_blob(c->tx, digest, got);
+      if (r == 0)
+        r = lbx_layer_tx_put_data(c->tx, digest, c->buf, got);
+    }
     if (r < 0)
       return lbx_error_errno(err, -r, "%s: \"%s\": storing its content", c->name, te->path);
     return 0;
@@ -89,8 +89,8 @@ store_content(struct layer_ctx *c, const lbx_tar_entry *te, uint8_t digest[LBX_D
     return lbx_error_errno(err, -fd, "store %s: creating a tmp file", lbx_store_root(c->s));
   uint64_t left = te->size;
   while (left > 0) {
-    ssize_t n = lbx_tar_read(c->tar, c->buf, left < BUFFERED_MAX ? (size_t)left : BUFFERED_MAX,
-                             err);
+    ssize_t n =
+        lbx_tar_read(c->tar, c->buf, left < BUFFERED_MAX ? (size_t)left : BUFFERED_MAX, err);
     if (n <= 0) {
       unlink(tmp);
       if (n == 0)
@@ -125,8 +125,7 @@ index_entries(struct layer_ctx *c, lbx_err **err)
     _cleanup_free_ uint8_t *xattrs = NULL;
     size_t xlen = 0;
     for (size_t i = 0; i < te->nxattrs; i++)
-      lbx_xattrs_append(&xattrs, &xlen, te->xattrs[i].name, te->xattrs[i].value,
-                        te->xattrs[i].len);
+      lbx_xattrs_append(&xattrs, &xlen, te->xattrs[i].name, te->xattrs[i].value, te->xattrs[i].len);
     lbx_entry e = {
         .path = path,
         .link = link ? link : te->linkname,
@@ -159,15 +158,20 @@ lbx_index_layer(lbx_store *s, const lbx_layer_src *src, lbx_layer_result *res, l
   memset(res, 0, sizeof *res);
   _cleanup_(lbx_stream_freep) lbx_stream *st =
       lbx_stream_new(src->name, src->read, src->ctx, src->stream_flags);
-  _cleanup_(lbx_tar_freep) lbx_tar *tar = lbx_tar_new(src->name, stream_source, st);
   _cleanup_(lbx_layer_tx_freep) lbx_layer_tx *tx = NULL;
   if (lbx_layer_tx_begin(s, &tx, err) < 0)
     return -1;
+  /* declared after st: cleanups run in reverse, so the pipe's thread stops
+   * before the stream it reads is freed */
+  _cleanup_(lbx_pipe_freep) lbx_pipe *pipe = NULL;
+  if (lbx_pipe_start(st, &pipe, err) < 0)
+    return -1;
+  _cleanup_(lbx_tar_freep) lbx_tar *tar = lbx_tar_new(src->name, lbx_pipe_read, pipe);
   _cleanup_free_ uint8_t *buf = lbx_xmalloc(BUFFERED_MAX);
   struct layer_ctx c = {s, tx, tar, src->name, buf};
   if (index_entries(&c, err) < 0)
     return -1;
-  if (lbx_stream_finish(st, res->digest, res->diff_id, err) < 0)
+  if (lbx_pipe_finish(pipe, err) < 0 || lbx_stream_finish(st, res->digest, res->diff_id, err) < 0)
     return -1;
   res->compression = lbx_stream_compression(st);
   res->size = lbx_stream_in_bytes(st);

@@ -51,8 +51,8 @@ bundle_clear(struct bundle *b)
 static char *
 resolve_member(const char *dir, size_t dirlen, const char *target)
 {
-  _cleanup_free_ char *joined = dirlen ? lbx_xasprintf("%.*s/%s", (int)dirlen, dir, target)
-                                       : lbx_xstrdup(target);
+  _cleanup_free_ char *joined =
+      dirlen ? lbx_xasprintf("%.*s/%s", (int)dirlen, dir, target) : lbx_xstrdup(target);
   char *out = lbx_xmalloc(strlen(joined) + 1);
   size_t n = 0;
   char *save = NULL;
@@ -100,9 +100,9 @@ scan_archive(struct bundle *b, lbx_err **err)
        * targets such as "<dir>/../<digest>.tar" */
       const char *slash = strrchr(m->path, '/');
       bool relative = e->type == LBX_TAR_SYMLINK && e->linkname[0] != '/';
-      if (!(m->link = resolve_member(relative && slash ? m->path : "",
-                                     relative && slash ? (size_t)(slash - m->path) : 0,
-                                     e->linkname)))
+      if (!(m->link =
+                resolve_member(relative && slash ? m->path : "",
+                               relative && slash ? (size_t)(slash - m->path) : 0, e->linkname)))
         return lbx_error(err, EINVAL, "%s: link \"%s\" -> \"%s\" leaves the archive", b->name,
                          m->path, e->linkname);
     }
@@ -313,7 +313,7 @@ add_image(lbx_store *s, const struct bundle *b, const char *config, size_t confi
     ls.n++;
     ls.names[k] = lbx_xstrdup(digests[i] ? digests[i] : rels[i]);
     ls.src[k] = (lbx_layer_src){ls.names[k], lbx_fd_source_read, &ls.fds[k], digests[i],
-                                diff_id, sizes[i], 0};
+                                diff_id,     sizes[i],           0};
     which[k] = i;
   }
   if (ls.n) {
@@ -354,12 +354,13 @@ load_docker_archive(lbx_store *s, const struct bundle *b, char ***out, size_t *n
     return lbx_error(err, EBADMSG, "%s: manifest.json is not a list of images", b->name);
   size_t i;
   json_t *img;
-  json_array_foreach(manifest, i, img) {
+  json_array_foreach(manifest, i, img)
+  {
     const char *cfg_rel = json_string_value(json_object_get(img, "Config"));
     json_t *lay = json_object_get(img, "Layers");
     if (!cfg_rel || !json_is_array(lay))
-      return lbx_error(err, EBADMSG, "%s: manifest.json entry %zu lacks Config or Layers",
-                       b->name, i + 1);
+      return lbx_error(err, EBADMSG, "%s: manifest.json entry %zu lacks Config or Layers", b->name,
+                       i + 1);
     _cleanup_free_ char *cfg_path = NULL;
     if (lbx_tar_clean_path(cfg_rel, &cfg_path, err) < 0)
       return lbx_error_prefix(err, "%s", b->name);
@@ -389,7 +390,8 @@ load_docker_archive(lbx_store *s, const struct bundle *b, char ***out, size_t *n
     json_t *tags = json_object_get(img, "RepoTags");
     size_t t;
     json_t *tag;
-    json_array_foreach(tags, t, tag) {
+    json_array_foreach(tags, t, tag)
+    {
       lbx_ref *ref = NULL;
       if (r == 0 && json_is_string(tag) &&
           lbx_ref_parse(json_string_value(tag), 0, &ref, err) == 0) {
@@ -448,7 +450,8 @@ load_oci_index(lbx_store *s, const struct bundle *b, json_t *index, const char *
     return lbx_error(err, EBADMSG, "%s: the index has no manifests list", b->name);
   size_t i, loaded = 0;
   json_t *desc;
-  json_array_foreach(manifests, i, desc) {
+  json_array_foreach(manifests, i, desc)
+  {
     const char *ref = json_string_value(
         json_object_get(json_object_get(desc, "annotations"), "org.opencontainers.image.ref.name"));
     if (depth > 0 && !platform_is_host(desc))
@@ -538,8 +541,8 @@ load_oci_manifest(lbx_store *s, const struct bundle *b, json_t *desc, const char
   if (!cfgj)
     return -1;
   if (!digest_matches(cfg_digest, config, config_len))
-    return lbx_error(err, EBADMSG, "%s: config %s: its content does not match the digest",
-                     b->name, cfg_digest);
+    return lbx_error(err, EBADMSG, "%s: config %s: its content does not match the digest", b->name,
+                     cfg_digest);
 
   json_t *lay = json_object_get(m, "layers");
   if (!json_is_array(lay))
@@ -555,8 +558,8 @@ load_oci_manifest(lbx_store *s, const struct bundle *b, json_t *desc, const char
     digests[k] = json_string_value(json_object_get(l, "digest"));
     media[k] = json_string_value(json_object_get(l, "mediaType"));
     json_t *sz = json_object_get(l, "size");
-    sizes[k] = json_is_integer(sz) && json_integer_value(sz) > 0 ? (uint64_t)json_integer_value(sz)
-                                                                 : 0;
+    sizes[k] =
+        json_is_integer(sz) && json_integer_value(sz) > 0 ? (uint64_t)json_integer_value(sz) : 0;
     if (!media[k])
       media[k] = "application/vnd.oci.image.layer.v1.tar";
     static const char *const known[] = {

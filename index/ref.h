@@ -10,10 +10,10 @@
 #include "../store/error.h"
 
 typedef struct lbx_ref {
-  char *domain; /* "docker.io", "quay.io", "localhost:5000", ... */
-  char *path;   /* "library/busybox", "org/img" */
-  char *tag;    /* NULL when only a digest was given */
-  char *digest; /* "sha256:<hex>" or NULL */
+  char *domain;    /* "docker.io", "quay.io", "localhost:5000", ... */
+  char *path;      /* "library/busybox", "org/img" */
+  char *tag;       /* NULL when only a digest was given */
+  char *digest;    /* "sha256:<hex>" or NULL */
   bool short_name; /* no domain was written */
 } lbx_ref;
 

@@ -47,8 +47,8 @@ int lbx_stream_finish(lbx_stream *s, char compressed[LBX_DIGEST_STR], char diff_
                       lbx_err **err);
 
 enum lbx_compression lbx_stream_compression(const lbx_stream *s); /* valid after the first read */
-uint64_t lbx_stream_in_bytes(const lbx_stream *s);  /* source bytes consumed so far */
-uint64_t lbx_stream_out_bytes(const lbx_stream *s); /* decompressed bytes delivered so far */
+uint64_t lbx_stream_in_bytes(const lbx_stream *s);                /* source bytes consumed so far */
+uint64_t lbx_stream_out_bytes(const lbx_stream *s);       /* decompressed bytes delivered so far */
 const char *lbx_compression_name(enum lbx_compression c); /* "gzip", "zstd", "none" */
 int lbx_stream_have_isal(void);
 

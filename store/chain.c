@@ -121,8 +121,8 @@ lbx_chain_readdir(lbx_chain *c, uint64_t dir, const char *after, lbx_dirent_fn f
     sqlite3_bind_text(st, 3, after, -1, SQLITE_STATIC);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int r = fn(ctx, (const char *)sqlite3_column_text(st, 0),
-               (uint64_t)sqlite3_column_int64(st, 1));
+    int r =
+        fn(ctx, (const char *)sqlite3_column_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1));
     if (r != 0)
       return r;
   }

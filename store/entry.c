@@ -32,8 +32,8 @@ lbx_xattrs_next(const void *buf, size_t len, size_t *pos, const char **name, con
   size_t at = (size_t)(nul - b) + 1;
   if (len - at < 4)
     return -EINVAL;
-  size_t v = (size_t)b[at] | (size_t)b[at + 1] << 8 | (size_t)b[at + 2] << 16 |
-             (size_t)b[at + 3] << 24;
+  size_t v =
+      (size_t)b[at] | (size_t)b[at + 1] << 8 | (size_t)b[at + 2] << 16 | (size_t)b[at + 3] << 24;
   if (len - at - 4 < v)
     return -EINVAL;
   *name = (const char *)b + *pos;

@@ -17,10 +17,10 @@ enum lbx_type {
 };
 
 typedef struct lbx_entry {
-  const char *path;      /* cleaned, relative to the root, "" is the root itself */
-  const char *link;      /* symlink target (verbatim) or hardlink target (cleaned path) */
-  uint32_t type;         /* enum lbx_type */
-  uint32_t mode;         /* permission bits with setuid/setgid/sticky (07777) */
+  const char *path; /* cleaned, relative to the root, "" is the root itself */
+  const char *link; /* symlink target (verbatim) or hardlink target (cleaned path) */
+  uint32_t type;    /* enum lbx_type */
+  uint32_t mode;    /* permission bits with setuid/setgid/sticky (07777) */
   uint32_t uid, gid;
   uint64_t size;         /* content bytes of a regular file, else 0 */
   int64_t mtime_ns;      /* nanoseconds since the epoch */
@@ -54,7 +54,7 @@ void lbx_xattrs_append(uint8_t **buf, size_t *len, const char *name, const void 
                        size_t vlen);
 /* Iterates: *pos starts at 0; returns 1 with name/value set, 0 at the end,
  * -EINVAL on a malformed blob. */
-int lbx_xattrs_next(const void *buf, size_t len, size_t *pos, const char **name,
-                    const void **value, size_t *vlen);
+int lbx_xattrs_next(const void *buf, size_t len, size_t *pos, const char **name, const void **value,
+                    size_t *vlen);
 
 #endif

@@ -3,6 +3,7 @@
 #include "store-internal.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -68,6 +69,44 @@ sweep_dir(lbx_store *s, int dfd, const char *sub, bool tmp, lbx_gc_stats *st)
   return 0;
 }
 
+static int
+sweep_files(lbx_store *s, lbx_gc_stats *st)
+{
+  int r = 0;
+  int bfd = open(s->blobdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (bfd >= 0) {
+    _cleanup_closedir_ DIR *d = fdopendir(bfd);
+    struct dirent *de;
+    while (d && r == 0 && (de = readdir(d)))
+      if (de->d_name[0] != '.' && strlen(de->d_name) == 2)
+        r = sweep_dir(s, dirfd(d), de->d_name, false, st);
+    if (!d)
+      close(bfd);
+  }
+  if (r == 0)
+    r = sweep_dir(s, s->rootfd, "tmp", true, st);
+  return r;
+}
+
+int
+lbx_store_sweep(lbx_store *s, bool wait, lbx_gc_stats *st, lbx_err **err)
+{
+  memset(st, 0, sizeof *st);
+  if (s->lockfd < 0)
+    return lbx_error(err, EROFS, "store %s: cannot open its lock file", s->root);
+  while (flock(s->lockfd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+    if (errno == EWOULDBLOCK)
+      return 0; /* a load runs: its files are not garbage; the next gc sweeps */
+    if (errno != EINTR)
+      return lbx_error_errno(err, errno, "store %s: lock", s->root);
+  }
+  int r = sweep_files(s, st);
+  lbx_store_unlock(s);
+  if (r < 0)
+    return lbx_error_errno(err, -r, "store %s: removing unused blob files", s->root);
+  return 0;
+}
+
 int
 lbx_store_gc(lbx_store *s, lbx_gc_stats *st, lbx_err **err)
 {
@@ -99,19 +138,7 @@ lbx_store_gc(lbx_store *s, lbx_gc_stats *st, lbx_err **err)
       return -1;
     }
   }
-  int r = 0;
-  int bfd = open(s->blobdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (bfd >= 0) {
-    _cleanup_closedir_ DIR *d = fdopendir(bfd);
-    struct dirent *de;
-    while (d && r == 0 && (de = readdir(d)))
-      if (de->d_name[0] != '.' && strlen(de->d_name) == 2)
-        r = sweep_dir(s, dirfd(d), de->d_name, false, st);
-    if (!d)
-      close(bfd);
-  }
-  if (r == 0)
-    r = sweep_dir(s, s->rootfd, "tmp", true, st);
+  int r = sweep_files(s, st);
   lbx_store_unlock(s);
   if (r < 0)
     return lbx_error_errno(err, -r, "store %s: removing unused blob files", s->root);

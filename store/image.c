@@ -176,6 +176,7 @@ image_commit_locked(lbx_store *s, const lbx_image_info *info, lbx_chain_build_fn
   sqlite3_bind_int64(st, 5, info->created_ns);
   sqlite3_bind_int64(st, 6, lbx_now_ns());
   sqlite3_bind_int64(st, 7, (int64_t)size);
+  bind_opt_text(st, 8, info->digest);
   if (step_done(st) < 0)
     return lbx_sql_error(s, err, "adding the image");
 
@@ -304,6 +305,22 @@ lbx_store_image_by_name(lbx_store *s, const char *name, char id[LBX_DIGEST_HEX])
   if (!st)
     return -EIO;
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    snprintf(id, LBX_DIGEST_HEX, "%s", (const char *)sqlite3_column_text(st, 0));
+    return 1;
+  }
+  return rc == SQLITE_DONE ? 0 : -lbx_sqlite_errno(rc);
+}
+
+int
+lbx_store_image_by_digest(lbx_store *s, const char *digest, char id[LBX_DIGEST_HEX])
+{
+  LBX_LOCKED(s);
+  _cleanup_reset_ sqlite3_stmt *st = lbx_stmt(s, ST_IMAGE_BY_DIGEST);
+  if (!st)
+    return -EIO;
+  sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     snprintf(id, LBX_DIGEST_HEX, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -510,8 +527,8 @@ lbx_store_image_delete(lbx_store *s, const char *id, bool force, lbx_err **err)
   for (size_t i = 0; i < LBX_ARRAY_SIZE(sql); i++) {
     _cleanup_finalize_ sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK ||
-        (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC),
-         sqlite3_bind_int(st, 2, force), sqlite3_step(st)) != SQLITE_DONE) {
+        (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC), sqlite3_bind_int(st, 2, force),
+         sqlite3_step(st)) != SQLITE_DONE) {
       lbx_sql_error(s, err, "removing the image");
       sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
       return -1;

@@ -411,8 +411,7 @@ lbx_store_layer_entries(lbx_store *s, const char *diff_id, lbx_entry_fn fn, void
         .mtime_ns = sqlite3_column_int64(st, 6),
         .rdev = (uint64_t)sqlite3_column_int64(st, 7),
         .link = (const char *)sqlite3_column_text(st, 8),
-        .digest = sqlite3_column_bytes(st, 9) == LBX_DIGEST_LEN ? sqlite3_column_blob(st, 9)
-                                                                : NULL,
+        .digest = sqlite3_column_bytes(st, 9) == LBX_DIGEST_LEN ? sqlite3_column_blob(st, 9) : NULL,
         .offset = (uint64_t)sqlite3_column_int64(st, 10),
         .xattrs = sqlite3_column_blob(st, 11),
         .xattrs_len = (size_t)sqlite3_column_bytes(st, 11),

@@ -33,6 +33,7 @@ enum lbx_stmt {
   ST_IMAGE_NAMES,
   ST_IMAGE_BY_NAME,
   ST_IMAGE_BY_ID,
+  ST_IMAGE_BY_DIGEST,
   ST_IMAGE_GET,
   ST_IMAGE_LAYERS,
   ST_IMAGE_USERS,
@@ -89,7 +90,7 @@ lbx_unlockp(pthread_mutex_t **mu)
 }
 /* Holds the store mutex to the end of the scope. */
 #define LBX_LOCKED(s)                                                                              \
-  __attribute__((cleanup(lbx_unlockp))) pthread_mutex_t *lbx_mu_ = &(s)->mu;                     \
+  __attribute__((cleanup(lbx_unlockp))) pthread_mutex_t *lbx_mu_ = &(s)->mu;                       \
   pthread_mutex_lock(lbx_mu_)
 
 /* Runs SQL text with no results (schema, BEGIN/COMMIT). */

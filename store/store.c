@@ -81,9 +81,11 @@ static const char *const migrations[] = {
     "  chain INTEGER NOT NULL,"
     "  config BLOB NOT NULL,"
     "  manifest BLOB,"
+    "  digest TEXT,"
     "  created INTEGER NOT NULL,"
     "  loaded INTEGER NOT NULL,"
     "  size INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX images_digest ON images(digest) WHERE digest IS NOT NULL;"
     "CREATE TABLE image_layers("
     "  image TEXT NOT NULL,"
     "  idx INTEGER NOT NULL,"
@@ -128,8 +130,9 @@ static const char *const stmt_sql[ST__COUNT] = {
                        "rdev, link, digest, xattrs) "
                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [ST_INSERT_DIRENT] = "INSERT INTO dirents(chain, parent, name, ino) VALUES(?1, ?2, ?3, ?4)",
-    [ST_INSERT_IMAGE] = "INSERT OR REPLACE INTO images(id, chain, config, manifest, created, "
-                        "loaded, size) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_INSERT_IMAGE] = "INSERT OR REPLACE INTO images(id, chain, config, manifest, digest, "
+                        "created, loaded, size) VALUES(?1, ?2, ?3, ?4, ?8, ?5, ?6, ?7)",
+    [ST_IMAGE_BY_DIGEST] = "SELECT id FROM images WHERE digest = ?1 LIMIT 1",
     [ST_INSERT_IMAGE_LAYER] = "INSERT INTO image_layers(image, idx, layer, digest, media_type, "
                               "size) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_DELETE_IMAGE_LAYERS] = "DELETE FROM image_layers WHERE image = ?1",
@@ -163,9 +166,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 sqlite3_stmt *
 lbx_stmt(lbx_store *s, enum lbx_stmt which)
 {
-  if (!s->stmts[which] &&
-      sqlite3_prepare_v3(s->db, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[which],
-                         NULL) != SQLITE_OK)
+  if (!s->stmts[which] && sqlite3_prepare_v3(s->db, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                             &s->stmts[which], NULL) != SQLITE_OK)
     return NULL;
   return s->stmts[which];
 }
@@ -344,12 +346,12 @@ lbx_store_open(const char *root, unsigned flags, lbx_store **out, lbx_err **err)
   if (s->rootfd < 0)
     return lbx_error_errno(err, errno, "store %s", root);
   _cleanup_free_ char *lockpath = lbx_xasprintf("%s/lock", root);
-  s->lockfd = open(lockpath, (flags & LBX_STORE_RDONLY ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
-                   0600);
+  s->lockfd =
+      open(lockpath, (flags & LBX_STORE_RDONLY ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0600);
 
   _cleanup_free_ char *dbpath = lbx_xasprintf("%s/store.db", root);
-  int oflags = flags & LBX_STORE_RDONLY ? SQLITE_OPEN_READONLY
-                                        : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  int oflags =
+      flags & LBX_STORE_RDONLY ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   if (sqlite3_open_v2(dbpath, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
     return lbx_error(err, lbx_sqlite_errno(sqlite3_errcode(s->db)), "store %s: %s", dbpath,
                      s->db ? sqlite3_errmsg(s->db) : "out of memory");

@@ -66,8 +66,8 @@ lbx_layer_tx_freep(lbx_layer_tx **tx)
  * 0 if the caller must store it; -errno. */
 int lbx_layer_tx_has_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t size);
 /* Keeps a small content (len <= LBX_INLINE_MAX) to be written inline at commit. */
-int lbx_layer_tx_put_inline(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], const void *data,
-                            size_t len);
+int lbx_layer_tx_put_inline(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN],
+                            const void *data, size_t len);
 /* Writes a content to a blob file at once (tmp file, then rename). */
 int lbx_layer_tx_put_data(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], const void *data,
                           size_t len);
@@ -95,19 +95,20 @@ int lbx_store_layer_entries(lbx_store *s, const char *diff_id, lbx_entry_fn fn, 
 
 typedef struct lbx_image_layer {
   const char *diff_id;
-  const char *digest;     /* compressed blob digest as in the manifest */
+  const char *digest; /* compressed blob digest as in the manifest */
   const char *media_type;
-  uint64_t size;          /* compressed size */
+  uint64_t size; /* compressed size */
 } lbx_image_layer;
 
 typedef struct lbx_image_info {
-  const char *id;          /* hex sha256 of the config (the image ID) */
-  const char *config;      /* config JSON bytes */
+  const char *id;     /* hex sha256 of the config (the image ID) */
+  const char *config; /* config JSON bytes */
   size_t config_len;
-  const char *manifest;    /* manifest JSON bytes, may be NULL */
+  const char *manifest; /* manifest JSON bytes, may be NULL */
   size_t manifest_len;
-  const char *chain_id;    /* OCI ChainID of the layers ("sha256:...") */
-  int64_t created_ns;      /* from the config */
+  const char *digest;   /* "sha256:..." of the manifest, or NULL */
+  const char *chain_id; /* OCI ChainID of the layers ("sha256:...") */
+  int64_t created_ns;   /* from the config */
   size_t nlayers;
   const lbx_image_layer *layers;
 } lbx_image_info;
@@ -131,7 +132,7 @@ typedef struct lbx_image_row {
   char **names; /* NULL-terminated, sorted */
   int64_t created_ns;
   int64_t loaded_ns;
-  uint64_t size;    /* uncompressed layer bytes */
+  uint64_t size; /* uncompressed layer bytes */
   uint64_t nlayers;
   char *chain_id;
 } lbx_image_row;
@@ -141,6 +142,8 @@ void lbx_image_row_clear(lbx_image_row *row);
 int lbx_store_images(lbx_store *s, lbx_image_row **rows, size_t *n, lbx_err **err);
 /* By exact name ("docker.io/library/x:tag"): 1 and id filled, 0 if absent. */
 int lbx_store_image_by_name(lbx_store *s, const char *name, char id[LBX_DIGEST_HEX]);
+/* By manifest digest ("sha256:..."): 1 and id filled, 0 if absent. */
+int lbx_store_image_by_digest(lbx_store *s, const char *digest, char id[LBX_DIGEST_HEX]);
 /* By full ID or unique ID prefix (>= 3 hex): 1, 0 absent, -EEXIST ambiguous. */
 int lbx_store_image_by_id(lbx_store *s, const char *prefix, char id[LBX_DIGEST_HEX]);
 /* Names whose repository part (before ":tag") ends with "/" + suffix: short-name lookups. */
@@ -168,6 +171,9 @@ int lbx_store_image_delete(lbx_store *s, const char *id, bool force, lbx_err **e
 typedef struct lbx_gc_stats {
   uint64_t chains, layers, blobs, files, bytes;
 } lbx_gc_stats;
+/* Removes blob and tmp files no row names, if no load is running (it
+ * would be waited for when wait is true); what a failed load leaves. */
+int lbx_store_sweep(lbx_store *s, bool wait, lbx_gc_stats *st, lbx_err **err);
 /* Drops chains and layers no image uses, blobs no layer uses, then (under
  * the exclusive store lock) blob files and tmp files nothing references. */
 int lbx_store_gc(lbx_store *s, lbx_gc_stats *st, lbx_err **err);
@@ -198,8 +204,9 @@ typedef struct lbx_node_buf {
   void *xattrs;
 } lbx_node_buf;
 void lbx_node_buf_clear(lbx_node_buf *b);
-int lbx_chain_getattr(lbx_chain *c, uint64_t ino, lbx_node_buf *out);           /* 0, -ENOENT */
-int lbx_chain_lookup(lbx_chain *c, uint64_t parent, const char *name, uint64_t *ino); /* 0, -ENOENT */
+int lbx_chain_getattr(lbx_chain *c, uint64_t ino, lbx_node_buf *out); /* 0, -ENOENT */
+int lbx_chain_lookup(lbx_chain *c, uint64_t parent, const char *name,
+                     uint64_t *ino); /* 0, -ENOENT */
 /* Directory entries in name order after `after` (NULL: from the start);
  * fn returns non-zero to stop (that value is returned). */
 typedef int (*lbx_dirent_fn)(void *ctx, const char *name, uint64_t ino);

@@ -75,9 +75,9 @@ steal_fd(int *fd)
   return v;
 }
 
-#define LBX_DIGEST_LEN 32            /* sha256 bytes */
-#define LBX_DIGEST_HEX (64 + 1)      /* hex + NUL */
-#define LBX_DIGEST_STR (7 + 64 + 1)  /* "sha256:" + hex + NUL */
+#define LBX_DIGEST_LEN 32           /* sha256 bytes */
+#define LBX_DIGEST_HEX (64 + 1)     /* hex + NUL */
+#define LBX_DIGEST_STR (7 + 64 + 1) /* "sha256:" + hex + NUL */
 
 void lbx_hex(const uint8_t *bin, size_t n, char *out);
 /* Parses "sha256:<64 hex>" (or bare hex if allow_bare); 0 or -EINVAL. */

@@ -21,6 +21,7 @@ export LAZYBOX LBX_DUMP LBX_DUMP_TREE="$LBX_DUMP"
 MKIMAGE="$LBX_SYSTEM_DIR/mkimage.py"
 MKFIXTURE="$LBX_SYSTEM_DIR/mkfixture.py"
 DUMPTREE="$LBX_SYSTEM_DIR/dumptree.py"
+export PYTHONDONTWRITEBYTECODE=1
 
 # The standard fixture's ref as written into images, and the name lazybox
 # must give it.

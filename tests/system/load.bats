@@ -226,6 +226,17 @@ fixture_id() {
 	jq -e --arg n "$FIXTURE_NAME" '.[0].RepoTags == [$n]' <<<"$output" >/dev/null
 }
 
+@test "inspect by name@manifest-digest and by short name" {
+	load_ok "$LBX_FIXTURE_OCI"
+	mdigest="$(jq -r '.manifests[0].digest' "$LBX_FIXTURE_OCI/index.json")"
+	repo="${FIXTURE_NAME%:*}"
+	run lbx inspect "$repo@$mdigest"
+	assert_success
+	jq -e --arg n "$FIXTURE_NAME" '.[0].RepoTags == [$n]' <<<"$output" >/dev/null
+	run --separate-stderr lbx inspect "$repo@sha256:$(printf '0%.0s' {1..64})"
+	assert_one_line_error "sha256:0000"
+}
+
 # --- tag / rmi / prune --------------------------------------------------------
 
 @test "tag, then rmi of one of two tags only untags" {
@@ -380,6 +391,7 @@ fixture_id() {
 	images_before="$(lbx images -q)"
 	blobs_before="$(df_json Blobs)"
 	layers_before="$(df_json Layers)"
+	files_before="$(find "$LAZYBOX_ROOT/blobs" -type f | wc -l)"
 
 	run --separate-stderr lbx load -i "$bad"
 	assert_one_line_error "${digest#sha256:}"
@@ -387,6 +399,9 @@ fixture_id() {
 	[ "$(df_json Blobs)" = "$blobs_before" ]
 	[ "$(df_json Layers)" = "$layers_before" ]
 	[ -z "$(ls -A "$LAZYBOX_ROOT/tmp" 2>/dev/null)" ] || fail "staging files left: $(ls -A "$LAZYBOX_ROOT/tmp")"
+	# blob files the failed load placed before the corrupt byte are swept
+	[ "$(find "$LAZYBOX_ROOT/blobs" -type f | wc -l)" = "$files_before" ] ||
+		fail "blob files: $(find "$LAZYBOX_ROOT/blobs" -type f | wc -l), before $files_before"
 	assert_tree "$FIXTURE_NAME" "$LBX_FIXTURE_DUMP"
 }
 

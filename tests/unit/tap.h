@@ -9,8 +9,7 @@
 
 static int tap_n, tap_failed;
 
-static inline void
-tap_ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void tap_ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline void
 tap_ok(int cond, const char *fmt, ...)
 {
@@ -46,7 +45,7 @@ tap_ok(int cond, const char *fmt, ...)
     int eq_ = (g_ && w_) ? strcmp(g_, w_) == 0 : g_ == w_;                                         \
     tap_ok(eq_, __VA_ARGS__);                                                                      \
     if (!eq_)                                                                                      \
-      printf("#   got \"%s\", want \"%s\"\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");           \
+      printf("#   got \"%s\", want \"%s\"\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");             \
   } while (0)
 
 static inline int

@@ -64,10 +64,16 @@ write_layer(lbx_store *s, const char *diff_id, const char *small, size_t bign, b
     lbx_layer_tx_put_data(tx, d2, big, bign);
   free(big);
   lbx_entry dir = {.path = "etc", .type = LBX_T_DIR, .mode = 0755};
-  lbx_entry f1 = {.path = "etc/small", .type = LBX_T_REG, .mode = 0644, .size = strlen(small),
-                  .digest = d1};
-  lbx_entry f2 = {.path = "etc/big", .type = LBX_T_REG, .mode = 0600, .size = bign, .digest = d2,
-                  .uid = 1000, .gid = 1000, .mtime_ns = 1700000000123456789LL};
+  lbx_entry f1 = {
+      .path = "etc/small", .type = LBX_T_REG, .mode = 0644, .size = strlen(small), .digest = d1};
+  lbx_entry f2 = {.path = "etc/big",
+                  .type = LBX_T_REG,
+                  .mode = 0600,
+                  .size = bign,
+                  .digest = d2,
+                  .uid = 1000,
+                  .gid = 1000,
+                  .mtime_ns = 1700000000123456789LL};
   lbx_layer_tx_add_entry(tx, &dir);
   lbx_layer_tx_add_entry(tx, &f1);
   lbx_layer_tx_add_entry(tx, &f2);
