@@ -24,6 +24,8 @@ typedef struct lbx_cmd {
 } lbx_cmd;
 
 extern const lbx_cmd lbx_image_cmds[];
+extern const lbx_cmd lbx_pull_cmds[];  /* cmd-pull.c: pull, login, logout */
+extern const lbx_cmd lbx_mount_cmds[]; /* cmd-mount.c: mount, umount */
 extern const lbx_cmd lbx_system_cmds[];
 
 /* Opens the store under cli->root (once). */
