@@ -1,5 +1,6 @@
 /* Image commands: load, import, images, inspect, tag, rmi. */
 #include "cli.h"
+#include "mounts.h"
 #include "ref.h"
 
 #include <getopt.h>
@@ -419,6 +420,19 @@ rmi_opt(void *ctx, int opt, char *arg)
 static int
 remove_image(lbx_store *s, const char *id, char **names, bool force, lbx_err **err)
 {
+  /* a mount's daemon reads the image's rows and blobs: never pull them away */
+  lbx_mount_ent *m;
+  size_t nm;
+  if (lbx_mounts_list(&m, &nm) == 0) {
+    for (size_t i = 0; i < nm; i++)
+      if (strcmp(m[i].image, id) == 0) {
+        lbx_error(err, EBUSY, "image %.12s is mounted at %s: run lazybox umount first", id,
+                  m[i].dir);
+        lbx_mounts_free(m, nm);
+        return -1;
+      }
+    lbx_mounts_free(m, nm);
+  }
   _cleanup_free_ char *box = NULL;
   int users = lbx_store_image_users(s, id, &box);
   if (users > 0 && !force)

@@ -1,6 +1,339 @@
-/* mount, umount. */
+/* mount, umount: an image as a read-only directory, served by a daemon
+ * process that stays behind after `mount` returns. */
 #include "cli.h"
+#include "fs.h"
+#include "mounts.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+struct mount_opts {
+  bool allow_other, debug;
+};
+
+static int
+mount_opt(void *ctx, int opt, char *arg)
+{
+  (void)arg;
+  struct mount_opts *o = ctx;
+  if (opt == 'A')
+    o->allow_other = true;
+  else if (opt == 'D')
+    o->debug = true;
+  return 0;
+}
+
+static int
+list_mounts(lbx_cli *cli, lbx_err **err)
+{
+  lbx_mount_ent *m;
+  size_t n;
+  int r = lbx_mounts_list(&m, &n);
+  if (r < 0)
+    return lbx_error_errno(err, -r, "reading /proc/self/mountinfo"), 125;
+  lbx_store *s = n ? lbx_cli_store(cli, err) : NULL;
+  if (n && !s) {
+    lbx_mounts_free(m, n);
+    return 125;
+  }
+  printf("%-12s  %-40s  %s\n", "IMAGE ID", "NAME", "MOUNTPOINT");
+  for (size_t i = 0; i < n; i++) {
+    lbx_image_row row = {0};
+    const char *name = "<none>";
+    if (lbx_store_image_get(s, m[i].image, &row, NULL, NULL, NULL) == 0 && row.names &&
+        row.names[0])
+      name = row.names[0];
+    printf("%-12.12s  %-40s  %s\n", m[i].image, name, m[i].dir);
+    lbx_image_row_clear(&row);
+  }
+  lbx_mounts_free(m, n);
+  return 0;
+}
+
+/* The default mount point: base/<id12>, in a directory only we own. */
+static char *
+default_mountpoint(const char *id, lbx_err **err)
+{
+  _cleanup_free_ char *base = lbx_mounts_base();
+  int r = lbx_mkdir_p(base, 0700);
+  if (r < 0) {
+    lbx_error_errno(err, -r, "creating %s", base);
+    return NULL;
+  }
+  /* the base may be under /tmp: refuse one somebody else made for us */
+  struct stat st;
+  if (lstat(base, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+    lbx_error(err, EPERM, "%s is not a directory owned by uid %u", base, (unsigned)geteuid());
+    return NULL;
+  }
+  char *dir = lbx_xasprintf("%s/%.12s", base, id);
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    lbx_error_errno(err, errno, "creating %s", dir);
+    free(dir);
+    return NULL;
+  }
+  return dir;
+}
+
+static void
+to_devnull(void)
+{
+  int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd >= 0) {
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(fd);
+  }
+}
+
+static int
+mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {
+      {"allow-other", no_argument, NULL, 'A'}, {"debug", no_argument, NULL, 'D'}, {0}};
+  struct mount_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_mount_cmds[0], argc, argv, "", opts, mount_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first == argc)
+    return list_mounts(cli, err);
+  if (argc - first > 2)
+    return lbx_error(err, EINVAL, "mount: expected IMAGE [DIR]"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  char id[LBX_DIGEST_HEX];
+  _cleanup_(lbx_image_row_clear) lbx_image_row row = {0};
+  if (lbx_image_resolve(s, argv[first], id, err) < 0 ||
+      lbx_store_image_get(s, id, &row, NULL, NULL, err) < 0)
+    return 125;
+  bool by_default = argc - first == 1;
+  _cleanup_free_ char *dir =
+      by_default ? default_mountpoint(id, err) : realpath(argv[first + 1], NULL);
+  if (!dir) {
+    if (!by_default)
+      lbx_error_errno(err, errno, "mount point %s", argv[first + 1]);
+    return 125;
+  }
+  /* mounted there already: say where, as `podman image mount` does */
+  lbx_mount_ent *m;
+  size_t n;
+  if (lbx_mounts_list(&m, &n) == 0) {
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+      found = strcmp(m[i].dir, dir) == 0;
+    lbx_mounts_free(m, n);
+    if (found) {
+      printf("%s\n", dir);
+      return 0;
+    }
+  }
+
+  lbx_fs_opts fo = {
+      .store_root = cli->root,
+      .chain_id = row.chain_id,
+      .fsname = id,
+      .mountpoint = dir,
+      .total_bytes = row.size,
+      .allow_other = o.allow_other,
+      .debug = o.debug,
+  };
+  /* the daemon opens its own read-only store: no SQLite handle crosses fork */
+  lbx_store_close(cli->store);
+  cli->store = NULL;
+
+  if (o.debug) {
+    /* foreground, every operation logged by libfuse on stderr */
+    lbx_fs *fs;
+    if (lbx_fs_mount(&fo, &fs, err) < 0)
+      return 125;
+    printf("%s\n", dir);
+    fflush(stdout);
+    rc = lbx_fs_serve(fs, err) < 0 ? 125 : 0;
+    lbx_fs_free(fs);
+    if (by_default)
+      rmdir(dir);
+    return rc;
+  }
+
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0)
+    return lbx_error_errno(err, errno, "pipe"), 125;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    return lbx_error_errno(err, errno, "fork"), 125;
+  if (pid == 0) {
+    close(p[0]);
+    lbx_fs *fs;
+    lbx_err *e = NULL;
+    if (lbx_fs_mount(&fo, &fs, &e) < 0) {
+      if (write(p[1], e->msg, strlen(e->msg)) < 0)
+        _exit(2);
+      _exit(1);
+    }
+    if (write(p[1], "", 1) < 0) {
+      lbx_fs_free(fs);
+      _exit(1);
+    }
+    close(p[1]);
+    /* the daemon: its own session, no terminal, nothing on stdio */
+    setsid();
+    if (chdir("/") < 0)
+      _exit(1);
+    to_devnull();
+    signal(SIGHUP, SIG_IGN);
+    int r = lbx_fs_serve(fs, &e);
+    lbx_fs_free(fs);
+    if (by_default)
+      rmdir(dir);
+    _exit(r < 0 ? 1 : 0);
+  }
+  close(p[1]);
+  char msg[1024];
+  ssize_t got = 0, r;
+  while ((r = read(p[0], msg + got, sizeof msg - 1 - (size_t)got)) > 0)
+    got += r;
+  close(p[0]);
+  msg[got > 0 ? got : 0] = '\0';
+  if (got == 0 || msg[0] != '\0') {
+    int status;
+    waitpid(pid, &status, 0);
+    if (by_default)
+      rmdir(dir);
+    return lbx_error(err, EIO, "%s", got ? msg : "mount: the daemon died before mounting"), 125;
+  }
+  /* one round trip through the daemon: the mount answers before we return */
+  struct stat st;
+  if (stat(dir, &st) < 0)
+    return lbx_error_errno(err, errno, "mount %s does not answer", dir), 125;
+  printf("%s\n", dir);
+  return 0;
+}
+
+static int
+unmount_dir(const char *dir, lbx_err **err)
+{
+  if (geteuid() == 0) {
+    if (umount2(dir, 0) < 0)
+      return lbx_error_errno(err, errno, "umount %s", dir);
+  } else {
+    char *argv[] = {(char *)"fusermount3", (char *)"-u", (char *)"-q", (char *)dir, NULL};
+    pid_t pid;
+    int r = posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ);
+    if (r != 0)
+      return lbx_error_errno(err, r, "umount %s: running fusermount3", dir);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+      ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      return lbx_error(err, EBUSY, "umount %s: fusermount3 failed (is it in use?)", dir);
+  }
+  _cleanup_free_ char *base = lbx_mounts_base();
+  size_t bl = strlen(base);
+  if (strncmp(dir, base, bl) == 0 && dir[bl] == '/')
+    rmdir(dir); /* our default mount point; the daemon may have removed it */
+  return 0;
+}
+
+static int
+umount_opt(void *ctx, int opt, char *arg)
+{
+  (void)arg;
+  if (opt == 'a')
+    *(bool *)ctx = true;
+  return 0;
+}
+
+static int
+umount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"all", no_argument, NULL, 'a'}, {0}};
+  bool all = false;
+  int rc;
+  int first = lbx_parse_opts(&lbx_mount_cmds[1], argc, argv, "a", opts, umount_opt, &all, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first == argc && !all)
+    return lbx_error(err, EINVAL, "umount: name an image or a mount point, or use --all"), 125;
+  lbx_mount_ent *m;
+  size_t n;
+  int r = lbx_mounts_list(&m, &n);
+  if (r < 0)
+    return lbx_error_errno(err, -r, "reading /proc/self/mountinfo"), 125;
+  rc = 0;
+  for (size_t i = 0; i < n && all && rc == 0; i++) {
+    if (unmount_dir(m[i].dir, err) < 0)
+      rc = 125;
+    else
+      printf("%s\n", m[i].image);
+  }
+  for (int a = first; a < argc && rc == 0; a++) {
+    _cleanup_free_ char *real = realpath(argv[a], NULL);
+    bool done = false;
+    for (size_t i = 0; real && i < n && !done; i++) {
+      if (strcmp(m[i].dir, real) == 0) {
+        if (unmount_dir(m[i].dir, err) < 0)
+          rc = 125;
+        else
+          printf("%s\n", m[i].image);
+        done = true;
+      }
+    }
+    if (done)
+      continue;
+    lbx_store *s = lbx_cli_store(cli, err);
+    char id[LBX_DIGEST_HEX];
+    if (!s || lbx_image_resolve(s, argv[a], id, err) < 0) {
+      rc = 125;
+      break;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+      if (strcmp(m[i].image, id) != 0)
+        continue;
+      if (unmount_dir(m[i].dir, err) < 0)
+        rc = 125;
+      done = true;
+    }
+    if (rc == 0 && !done) {
+      lbx_error(err, ENOENT, "umount: image %s is not mounted", argv[a]);
+      rc = 125;
+    } else if (rc == 0)
+      printf("%s\n", id);
+  }
+  lbx_mounts_free(m, n);
+  return rc;
+}
 
 const lbx_cmd lbx_mount_cmds[] = {
+    {"mount", mount_run, "Mount an image read-only, or list mounts",
+     "Usage: lazybox mount [OPTIONS] [IMAGE [DIR]]\n"
+     "\n"
+     "Show IMAGE as a read-only directory and print where. Without DIR the mount\n"
+     "point is $XDG_RUNTIME_DIR/lazybox/mounts/<ID> (/run/lazybox/mounts as root).\n"
+     "No root needed: a daemon process serves the mount until `lazybox umount`;\n"
+     "only the mounting user sees it. Without IMAGE, list the mounts.\n"
+     "\n"
+     "Options:\n"
+     "      --allow-other   let other users see the mount (needs user_allow_other\n"
+     "                      in /etc/fuse.conf when not root)\n"
+     "      --debug         stay in the foreground and log every FUSE operation\n"},
+    {"umount", umount_run, "Unmount images",
+     "Usage: lazybox umount [OPTIONS] IMAGE|DIR [IMAGE|DIR...]\n"
+     "\n"
+     "Unmount an image's mounts, or the mount at DIR; prints the image ID.\n"
+     "\n"
+     "Options:\n"
+     "  -a, --all   unmount every lazybox mount\n"},
     {0},
 };
