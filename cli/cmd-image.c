@@ -201,8 +201,13 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   /* an optional operand filters by name, as "podman images busybox" */
   char filter_id[LBX_DIGEST_HEX] = "";
-  if (first < argc && lbx_image_resolve(s, argv[first], filter_id, err) < 0)
-    return 125;
+  if (first < argc) {
+    /* no match is an empty list, as in Podman, not an error */
+    lbx_err *e = NULL;
+    if (lbx_image_resolve(s, argv[first], filter_id, &e) < 0)
+      snprintf(filter_id, sizeof filter_id, "-"); /* matches no ID */
+    lbx_error_free(e);
+  }
   lbx_image_row *rows;
   size_t n;
   if (lbx_store_images(s, &rows, &n, err) < 0)

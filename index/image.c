@@ -56,7 +56,10 @@ parse_time(const char *s)
     if (sscanf(p + 1, "%2d:%2d", &hh, &mm) >= 1)
       off = (hh * 3600 + mm * 60) * (*p == '-' ? -1 : 1);
   }
-  return ((int64_t)timegm(&tm) - off) * 1000000000 + ns;
+  int64_t sec = (int64_t)timegm(&tm) - off;
+  if (sec > INT64_MAX / 1000000000 - 1 || sec < INT64_MIN / 1000000000 + 1)
+    return 0; /* beyond 1677..2262: shown as unknown */
+  return sec * 1000000000 + ns;
 }
 
 struct build_ctx {

@@ -185,7 +185,7 @@ lbx_import(lbx_store *s, const char *path, const char *name, const char *const *
   int r = lbx_index_layer(s, &src, &res, err);
   if (r < 0) {
     lbx_store_unlock(s);
-    return lbx_error_prefix(err, "importing %s", path);
+    return -1; /* the indexer's errors already name the file */
   }
 
   char created[64];

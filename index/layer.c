@@ -41,6 +41,18 @@ evp_freep(EVP_MD_CTX **c)
   EVP_MD_CTX_free(*c);
 }
 
+/* Nanoseconds since the epoch, saturated: a tar may say any int64 second
+ * (years far past 2262 do not fit, and are not worth an error). */
+static int64_t
+mtime_ns(int64_t sec, uint32_t nsec)
+{
+  if (sec > INT64_MAX / 1000000000 - 1)
+    return INT64_MAX;
+  if (sec < INT64_MIN / 1000000000 + 1)
+    return INT64_MIN;
+  return sec * 1000000000 + nsec;
+}
+
 struct layer_ctx {
   lbx_store *s;
   lbx_layer_tx *tx;
@@ -134,7 +146,7 @@ index_entries(struct layer_ctx *c, lbx_err **err)
         .uid = te->uid,
         .gid = te->gid,
         .size = te->type == LBX_TAR_REG ? te->size : 0,
-        .mtime_ns = te->mtime_sec * 1000000000 + te->mtime_nsec,
+        .mtime_ns = mtime_ns(te->mtime_sec, te->mtime_nsec),
         .rdev = (te->type == LBX_TAR_CHR || te->type == LBX_TAR_BLK)
                     ? makedev(te->devmajor, te->devminor)
                     : 0,

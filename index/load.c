@@ -4,6 +4,7 @@
 #include "index.h"
 #include "ref.h"
 #include "tar.h"
+#include "../store/dset.h"
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -122,8 +123,43 @@ find_member(const struct bundle *b, const char *path, int depth)
   return NULL;
 }
 
+/* `docker save | gzip` and the like: decompressed once into an unnamed
+ * file in the store's tmp/ (gone when closed), then read like any archive. */
 static int
-bundle_open(struct bundle *b, const char *path, lbx_err **err)
+decompress_archive(struct bundle *b, const char *tmpdir, lbx_err **err)
+{
+  unsigned char magic[4] = {0};
+  if (pread(b->fd, magic, sizeof magic, 0) < (ssize_t)sizeof magic)
+    return 0;
+  bool gz = magic[0] == 0x1f && magic[1] == 0x8b;
+  bool zst = magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd;
+  if (!gz && !zst)
+    return 0;
+  int out = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (out < 0)
+    return lbx_error_errno(err, errno, "%s: a tmp file in %s to decompress into", b->name, tmpdir);
+  lbx_fd_source src = {b->fd, 0, UINT64_MAX, 0, b->name};
+  _cleanup_(lbx_stream_freep) lbx_stream *st = lbx_stream_new(b->name, lbx_fd_source_read, &src, 0);
+  _cleanup_free_ char *buf = lbx_xmalloc(1u << 20);
+  ssize_t n;
+  while ((n = lbx_stream_read(st, buf, 1u << 20, err)) > 0) {
+    int r = lbx_write_all(out, buf, (size_t)n);
+    if (r < 0) {
+      close(out);
+      return lbx_error_errno(err, -r, "%s: decompressing into %s", b->name, tmpdir);
+    }
+  }
+  if (n < 0) {
+    close(out);
+    return -1;
+  }
+  close(b->fd);
+  b->fd = out;
+  return 0;
+}
+
+static int
+bundle_open(struct bundle *b, const char *path, const char *tmpdir, lbx_err **err)
 {
   *b = (struct bundle){path, -1, -1, NULL, 0};
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -139,8 +175,10 @@ bundle_open(struct bundle *b, const char *path, lbx_err **err)
     return 0;
   }
   b->fd = fd;
+  if (decompress_archive(b, tmpdir, err) < 0)
+    return -1;
   if (scan_archive(b, err) < 0)
-    return lbx_error_prefix(err, "reading %s as a tar archive", path);
+    return -1; /* the tar reader's errors name the archive */
   return 0;
 }
 
@@ -154,17 +192,23 @@ bundle_exists(const struct bundle *b, const char *rel)
 
 /* A source over one file of the bundle; *fd_out is set when a new fd was opened. */
 static int
-bundle_source(const struct bundle *b, const char *rel, lbx_fd_source *src, int *fd_out,
-              lbx_err **err)
+bundle_source(const struct bundle *b, const char *rel, uint64_t max, lbx_fd_source *src,
+              int *fd_out, lbx_err **err)
 {
   *fd_out = -1;
   if (b->dirfd >= 0) {
-    /* RESOLVE_BENEATH would be stricter; the layout is the user's own
-     * directory, and names come from digests we validated as hex. */
-    int fd = openat(b->dirfd, rel, O_RDONLY | O_CLOEXEC);
+    /* Names come from digests we validated as hex, so they stay in the
+     * layout; O_NONBLOCK so a FIFO planted there cannot hang us. */
+    int fd = openat(b->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
       return lbx_error_errno(err, errno, "%s: %s", b->name, rel);
-    *src = (lbx_fd_source){fd, 0, UINT64_MAX, 0, b->name};
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      return lbx_error(err, EINVAL, "%s: %s is not a regular file", b->name, rel);
+    }
+    /* at most the descriptor's size: what follows is not the blob's */
+    *src = (lbx_fd_source){fd, 0, max ? max : UINT64_MAX, 0, rel};
     *fd_out = fd;
     return 0;
   }
@@ -180,7 +224,7 @@ bundle_read(const struct bundle *b, const char *rel, char **out, size_t *len, lb
 {
   lbx_fd_source src;
   _cleanup_close_ int fd = -1;
-  if (bundle_source(b, rel, &src, &fd, err) < 0)
+  if (bundle_source(b, rel, 0, &src, &fd, err) < 0)
     return -1;
   size_t cap = 4096, n = 0;
   _cleanup_free_ char *buf = lbx_xmalloc(cap + 1);
@@ -288,7 +332,7 @@ add_image(lbx_store *s, const struct bundle *b, const char *config, size_t confi
   __attribute__((cleanup(layer_set_clear))) struct layer_set ls = {
       lbx_xcalloc(nlayers, sizeof(lbx_layer_src)), lbx_xcalloc(nlayers, sizeof(lbx_fd_source)),
       lbx_xcalloc(nlayers, sizeof(int)), lbx_xcalloc(nlayers, sizeof(char *)), 0};
-  _cleanup_free_ size_t *which = lbx_xcalloc(nlayers, sizeof *which);
+  __attribute__((cleanup(lbx_dset_clear))) lbx_dset seen = {0};
   _cleanup_free_ lbx_image_layer *layers = lbx_xcalloc(nlayers, sizeof *layers);
   for (size_t i = 0; i < nlayers; i++) {
     const char *diff_id = json_string_value(json_array_get(diff_ids, i));
@@ -301,26 +345,25 @@ add_image(lbx_store *s, const struct bundle *b, const char *config, size_t confi
       return lbx_error_errno(err, -has, "store %s", lbx_store_root(s));
     if (has)
       continue; /* indexed before: not read again */
-    bool dup = false;
-    for (size_t j = 0; j < i && !dup; j++)
-      dup = strcmp(json_string_value(json_array_get(diff_ids, j)), diff_id) == 0;
-    if (dup)
-      continue;
+    uint8_t bin[LBX_DIGEST_LEN];
+    if (lbx_digest_parse(diff_id, bin, 0) < 0)
+      return lbx_error(err, EBADMSG, "%s: the image config has a malformed diff_id \"%.80s\"",
+                       b->name, diff_id);
+    if (!lbx_dset_add(&seen, bin))
+      continue; /* the same layer twice in one image: indexed once */
     size_t k = ls.n;
     ls.owned[k] = -1;
-    if (bundle_source(b, rels[i], &ls.fds[k], &ls.owned[k], err) < 0)
+    if (bundle_source(b, rels[i], sizes[i], &ls.fds[k], &ls.owned[k], err) < 0)
       return -1;
     ls.n++;
     ls.names[k] = lbx_xstrdup(digests[i] ? digests[i] : rels[i]);
     ls.src[k] = (lbx_layer_src){ls.names[k], lbx_fd_source_read, &ls.fds[k], digests[i],
                                 diff_id,     sizes[i],           0};
-    which[k] = i;
   }
   if (ls.n) {
     _cleanup_free_ lbx_layer_result *res = lbx_xcalloc(ls.n, sizeof *res);
     if (lbx_index_layers(s, ls.src, ls.n, 0, res, err) < 0)
       return lbx_error_prefix(err, "%s", b->name);
-    (void)which;
   }
   if (lbx_image_add(s, config, config_len, manifest, manifest_len, layers, nlayers, names, nnames,
                     id, err) < 0)
@@ -467,8 +510,10 @@ load_oci_index(lbx_store *s, const struct bundle *b, json_t *index, const char *
   return 0;
 }
 
+/* The name an OCI layout gives an image, or NULL (then it loads unnamed:
+ * a name we cannot make sense of is no reason to refuse the image). */
 static char *
-oci_name(const struct bundle *b, const char *ref, lbx_err **err)
+oci_name(const struct bundle *b, const char *ref)
 {
   if (!ref)
     return NULL;
@@ -478,7 +523,9 @@ oci_name(const struct bundle *b, const char *ref, lbx_err **err)
   bool bare_tag = !strchr(ref, '/') && !strchr(ref, ':') && !strchr(ref, '@');
   char *out = NULL;
   if (bare_tag) {
-    _cleanup_free_ char *copy = lbx_xstrdup(b->name);
+    _cleanup_free_ char *copy = realpath(b->name, NULL);
+    if (!copy)
+      return NULL;
     size_t l = strlen(copy);
     while (l > 1 && copy[l - 1] == '/')
       copy[--l] = '\0';
@@ -490,9 +537,9 @@ oci_name(const struct bundle *b, const char *ref, lbx_err **err)
       if (*c >= 'A' && *c <= 'Z')
         *c = (char)(*c - 'A' + 'a');
     _cleanup_free_ char *full = lbx_xasprintf("localhost/%s:%s", base, ref);
-    if (lbx_ref_parse(full, LBX_REF_LOCAL, &r, err) < 0)
+    if (lbx_ref_parse(full, LBX_REF_LOCAL, &r, NULL) < 0)
       return NULL;
-  } else if (lbx_ref_parse(ref, 0, &r, err) < 0) {
+  } else if (lbx_ref_parse(ref, 0, &r, NULL) < 0) {
     return NULL;
   }
   out = lbx_ref_string(r);
@@ -582,9 +629,14 @@ load_oci_manifest(lbx_store *s, const struct bundle *b, json_t *desc, const char
     else if (!(rels[k] = blob_rel(digests[k], err)))
       r = lbx_error_prefix(err, "%s: manifest %s: layer %zu", b->name, digest, k + 1);
   }
-  _cleanup_free_ char *full = NULL;
-  if (r == 0 && name && !(full = oci_name(b, name, err)))
-    r = lbx_error_prefix(err, "%s: image name", b->name);
+  _cleanup_free_ char *full = name ? oci_name(b, name) : NULL;
+  /* two images of one layout named alike (e.g. both "latest"): the first
+   * keeps the name */
+  for (size_t k = 0; full && k < *nout; k++)
+    if (strcmp((*out)[k], full) == 0) {
+      free(full);
+      full = NULL;
+    }
   char id[LBX_DIGEST_HEX];
   const char *names[1] = {full};
   if (r == 0)
@@ -620,15 +672,18 @@ lbx_load(lbx_store *s, const char *path, char ***names, size_t *nnames, lbx_err 
   __attribute__((cleanup(bundle_clear))) struct bundle b;
   *names = NULL;
   *nnames = 0;
-  if (bundle_open(&b, path, err) < 0)
+  _cleanup_free_ char *tmpdir = lbx_xasprintf("%s/tmp", lbx_store_root(s));
+  if (bundle_open(&b, path, tmpdir, err) < 0)
     return -1;
   if (lbx_store_lock(s, false, err) < 0)
     return -1;
   int r;
-  if (bundle_exists(&b, "oci-layout"))
-    r = load_oci(s, &b, names, nnames, err);
-  else if (bundle_exists(&b, "manifest.json"))
+  /* docker save since Docker 25 writes both; its manifest.json has the
+   * names (RepoTags), the OCI index only bare tags */
+  if (bundle_exists(&b, "manifest.json"))
     r = load_docker_archive(s, &b, names, nnames, err);
+  else if (bundle_exists(&b, "oci-layout"))
+    r = load_oci(s, &b, names, nnames, err);
   else
     r = lbx_error(err, EINVAL,
                   "%s: neither an OCI image layout (no oci-layout file) nor a docker-archive (no "

@@ -148,7 +148,8 @@ lbx_store_blob_open(lbx_store *s, const uint8_t digest[LBX_DIGEST_LEN], int *fd,
     if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
       *len = (size_t)sqlite3_column_bytes(st, 1);
       *data = lbx_xmalloc(*len);
-      memcpy(*data, sqlite3_column_blob(st, 1), *len);
+      if (*len) /* an empty blob's pointer is NULL */
+        memcpy(*data, sqlite3_column_blob(st, 1), *len);
       return 0;
     }
   }

@@ -101,6 +101,7 @@ lbx_store_sweep(lbx_store *s, bool wait, lbx_gc_stats *st, lbx_err **err)
       return lbx_error_errno(err, errno, "store %s: lock", s->root);
   }
   int r = sweep_files(s, st);
+  lbx_dset_clear(&s->pending); /* files this process placed may be gone now */
   lbx_store_unlock(s);
   if (r < 0)
     return lbx_error_errno(err, -r, "store %s: removing unused blob files", s->root);
@@ -117,7 +118,11 @@ lbx_store_gc(lbx_store *s, lbx_gc_stats *st, lbx_err **err)
     return -1;
   {
     LBX_LOCKED(s);
-    if (lbx_exec(s, "BEGIN IMMEDIATE", err) < 0) {
+    /* Files go only after the rows naming them are gone for good: with
+     * synchronous=NORMAL a WAL commit may be undone by a power cut, which
+     * would bring back rows whose files we then deleted. */
+    if (lbx_exec(s, "PRAGMA synchronous = FULL", err) < 0 ||
+        lbx_exec(s, "BEGIN IMMEDIATE", err) < 0) {
       lbx_store_unlock(s);
       return -1;
     }
@@ -126,19 +131,23 @@ lbx_store_gc(lbx_store *s, lbx_gc_stats *st, lbx_err **err)
       int before = sqlite3_total_changes(s->db);
       if (sqlite3_exec(s->db, gc_sql[i], NULL, NULL, NULL) != SQLITE_OK) {
         lbx_sql_error(s, err, "collecting garbage");
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(s->db, "ROLLBACK; PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
         lbx_store_unlock(s);
         return -1;
       }
       *counts[i] = (uint64_t)(sqlite3_total_changes(s->db) - before);
     }
-    if (lbx_exec(s, "COMMIT", err) < 0) {
+    int c = lbx_exec(s, "COMMIT", err);
+    if (c < 0)
       sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    if (c < 0) {
       lbx_store_unlock(s);
       return -1;
     }
   }
   int r = sweep_files(s, st);
+  lbx_dset_clear(&s->pending);
   lbx_store_unlock(s);
   if (r < 0)
     return lbx_error_errno(err, -r, "store %s: removing unused blob files", s->root);

@@ -3,6 +3,7 @@
 #include "store-internal.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -22,8 +23,15 @@ struct tx_file {
   uint64_t size;
 };
 
+/* Inline contents wait in memory for the commit; past this many bytes a
+ * layer's small files go to blob files instead, so a hostile layer of
+ * millions of small distinct files cannot exhaust memory. */
+#define INLINE_BUDGET (64u << 20)
+
 struct lbx_layer_tx {
   lbx_store *s;
+  lbx_dset inl_set; /* digests in inl */
+  size_t inl_bytes;
   struct tx_entry *entries;
   size_t nentries, centries;
   struct tx_inline *inl;
@@ -66,6 +74,7 @@ lbx_layer_tx_free(lbx_layer_tx *tx)
     free(tx->inl[i].data);
   free(tx->entries);
   free(tx->inl);
+  lbx_dset_clear(&tx->inl_set);
   free(tx->files);
   free(tx);
 }
@@ -76,11 +85,8 @@ int
 lbx_layer_tx_has_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t size)
 {
   lbx_store *s = tx->s;
-  if (size <= LBX_INLINE_MAX) {
-    for (size_t i = 0; i < tx->ninl; i++)
-      if (memcmp(tx->inl[i].digest, digest, LBX_DIGEST_LEN) == 0)
-        return 1;
-  }
+  if (size <= LBX_INLINE_MAX && lbx_dset_has(&tx->inl_set, digest))
+    return 1;
   bool pending;
   {
     LBX_LOCKED(s);
@@ -93,7 +99,7 @@ lbx_layer_tx_has_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], ui
       return 1;
     if (rc != SQLITE_DONE)
       return -lbx_sqlite_errno(rc);
-    pending = lbx_pending_has(s, digest);
+    pending = lbx_dset_has(&s->pending, digest);
   }
   if (!pending)
     return 0;
@@ -107,6 +113,14 @@ lbx_layer_tx_put_inline(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], 
 {
   if (len > LBX_INLINE_MAX)
     return -EINVAL;
+  if (lbx_dset_has(&tx->inl_set, digest))
+    return 0; /* the same small content twice in one layer: kept once */
+  if (tx->inl_bytes + len > INLINE_BUDGET) {
+    int r = lbx_layer_tx_has_blob(tx, digest, len);
+    return r != 0 ? (r < 0 ? r : 0) : lbx_layer_tx_put_data(tx, digest, data, len);
+  }
+  lbx_dset_add(&tx->inl_set, digest);
+  tx->inl_bytes += len;
   if (tx->ninl == tx->cinl) {
     tx->cinl = tx->cinl ? tx->cinl * 2 : 256;
     tx->inl = lbx_xrealloc(tx->inl, tx->cinl * sizeof *tx->inl);
@@ -130,26 +144,38 @@ record_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t siz
   tx->files[tx->nfiles++].size = size;
   tx->wrote_files = true;
   LBX_LOCKED(tx->s);
-  lbx_pending_add(tx->s, digest);
+  lbx_dset_add(&tx->s->pending, digest);
 }
 
 /* Renames a written tmp file to its content address, making the fan-out
  * directory on first use. The file is 0444: contents are immutable. */
 static int
-place_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], const char *tmp)
+place_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], int fd, const char *tmp)
 {
   char path[4096];
   lbx_blob_path(tx->s, digest, path, sizeof path);
-  if (rename(tmp, path) == 0)
-    return 0;
-  if (errno != ENOENT)
-    return -errno;
-  char *slash = strrchr(path, '/');
-  *slash = '\0';
-  if (mkdir(path, 0700) < 0 && errno != EEXIST)
-    return -errno;
-  *slash = '/';
-  return rename(tmp, path) == 0 ? 0 : -errno;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    /* Never replace a file another load may already have synced and be
+     * about to commit a row for: that row would then name our unsynced
+     * copy. */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+      return 0;
+    if (errno == EEXIST) {
+      /* A file without a row: maybe torn by a crash, maybe another load's.
+       * Replace it only with bytes already on disk. */
+      if (fdatasync(fd) < 0)
+        return -errno;
+      return rename(tmp, path) == 0 ? 0 : -errno;
+    }
+    if (errno != ENOENT || attempt)
+      return -errno;
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+      return -errno;
+    *slash = '/';
+  }
+  return -EIO;
 }
 
 int
@@ -175,7 +201,7 @@ lbx_layer_tx_put_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], in
     unlink(path);
     return r < 0 ? r : 0;
   }
-  if (fchmod(fd, 0444) < 0 || (r = place_blob(tx, digest, path)) < 0) {
+  if (fchmod(fd, 0444) < 0 || (r = place_blob(tx, digest, fd, path)) < 0) {
     r = r < 0 ? r : -errno;
     unlink(path);
     return r;

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "dset.h"
 #include "store.h"
 
 /* Every SQL statement the store runs more than once, prepared on first use
@@ -62,7 +63,7 @@ struct lbx_store {
   sqlite3_stmt *stmts[ST__COUNT];
   /* Blob files renamed into place by transactions not yet committed, so
    * two layers indexed at once write a shared content once. */
-  struct pending_set *pending;
+  lbx_dset pending;
 };
 
 sqlite3_stmt *lbx_stmt(lbx_store *s, enum lbx_stmt which);
@@ -101,8 +102,5 @@ int lbx_sqlite_errno(int rc);
 
 void lbx_blob_path(const lbx_store *s, const uint8_t digest[LBX_DIGEST_LEN], char *out, size_t n);
 
-/* pending set (store.c) */
-bool lbx_pending_has(lbx_store *s, const uint8_t d[LBX_DIGEST_LEN]);
-void lbx_pending_add(lbx_store *s, const uint8_t d[LBX_DIGEST_LEN]);
 
 #endif

@@ -223,65 +223,6 @@ lbx_blob_path(const lbx_store *s, const uint8_t digest[LBX_DIGEST_LEN], char *ou
   snprintf(out, n, "%s/%.2s/%s", s->blobdir, hex, hex);
 }
 
-/* ---- pending set: a small open-addressing hash set of digests ---- */
-
-struct pending_set {
-  size_t cap, n;
-  uint8_t (*slots)[LBX_DIGEST_LEN];
-  bool *used;
-};
-
-static size_t
-pending_slot(const struct pending_set *p, const uint8_t d[LBX_DIGEST_LEN])
-{
-  uint64_t h;
-  memcpy(&h, d, sizeof h); /* a sha256 is already uniformly spread */
-  size_t i = (size_t)h & (p->cap - 1);
-  while (p->used[i] && memcmp(p->slots[i], d, LBX_DIGEST_LEN) != 0)
-    i = (i + 1) & (p->cap - 1);
-  return i;
-}
-
-bool
-lbx_pending_has(lbx_store *s, const uint8_t d[LBX_DIGEST_LEN])
-{
-  struct pending_set *p = s->pending;
-  if (!p || !p->n)
-    return false;
-  return p->used[pending_slot(p, d)];
-}
-
-void
-lbx_pending_add(lbx_store *s, const uint8_t d[LBX_DIGEST_LEN])
-{
-  struct pending_set *p = s->pending;
-  if (!p) {
-    p = s->pending = lbx_xcalloc(1, sizeof *p);
-  }
-  if ((p->n + 1) * 2 > p->cap) {
-    struct pending_set old = *p;
-    p->cap = old.cap ? old.cap * 2 : 1024;
-    p->slots = lbx_xcalloc(p->cap, LBX_DIGEST_LEN);
-    p->used = lbx_xcalloc(p->cap, sizeof(bool));
-    p->n = 0;
-    for (size_t i = 0; i < old.cap; i++)
-      if (old.used[i]) {
-        size_t j = pending_slot(p, old.slots[i]);
-        memcpy(p->slots[j], old.slots[i], LBX_DIGEST_LEN);
-        p->used[j] = true;
-        p->n++;
-      }
-    free(old.slots);
-    free(old.used);
-  }
-  size_t i = pending_slot(p, d);
-  if (!p->used[i]) {
-    memcpy(p->slots[i], d, LBX_DIGEST_LEN);
-    p->used[i] = true;
-    p->n++;
-  }
-}
-
 /* ---- open / close ---- */
 
 static int
@@ -307,6 +248,15 @@ migrate(lbx_store *s, lbx_err **err)
                      version, latest);
   if (lbx_exec(s, "BEGIN IMMEDIATE", err) < 0)
     return -1;
+  /* again, inside the write lock: another process opening a new store at
+   * the same moment may have created the schema meanwhile */
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+  }
+  if (version >= latest)
+    return lbx_exec(s, "COMMIT", err);
   for (int v = version; v < latest; v++) {
     if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
       lbx_sql_error(s, err, "creating the schema");
@@ -385,11 +335,7 @@ lbx_store_close(lbx_store *s)
     close(s->rootfd);
   if (s->lockfd >= 0)
     close(s->lockfd);
-  if (s->pending) {
-    free(s->pending->slots);
-    free(s->pending->used);
-    free(s->pending);
-  }
+  lbx_dset_clear(&s->pending);
   pthread_mutex_destroy(&s->mu);
   free(s->root);
   free(s->blobdir);

@@ -19,7 +19,9 @@ typedef struct lbx_store lbx_store;
 
 /* Files up to this size live in store.db instead of a file of their own:
  * see docs/store-format.md for the measurement behind the number. */
+#ifndef LBX_INLINE_MAX /* overridable for bench/inline only */
 #define LBX_INLINE_MAX 4096
+#endif
 
 enum {
   LBX_STORE_RDONLY = 1 << 0, /* readers such as the FUSE daemon */

@@ -549,3 +549,71 @@ layer1_dump() { # OUT: umoci dump of an image made of the fixture's layer1 only
 	image_from_layers oci "$d/oci" "$d/layers" gzip l1:latest
 	umoci_dump "$d/oci" l1:latest >"$1"
 }
+
+# --- findings of the first review: each failed before its fix ----------------
+
+@test "concurrent first use of an empty store: every load succeeds" {
+	pids=()
+	for i in 1 2 3 4 5 6; do
+		lbx load -q -i "$LBX_FIXTURE_OCI" 2>"$BATS_TEST_TMPDIR/err.$i" &
+		pids+=($!)
+	done
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" || fail "load $((i + 1)) failed: $(cat "$BATS_TEST_TMPDIR/err.$((i + 1))")"
+	done
+	assert_tree "$FIXTURE_NAME" "$LBX_FIXTURE_DUMP"
+}
+
+@test "docker save >= 25 (manifest.json and oci-layout): names from RepoTags; gzip'd archive" {
+	require_dump_tool
+	arch="$(cached_image da-none.tar fixture_archive_args none --ref "$FIXTURE_REF" --ref quay.io/lbx/other:v1)"
+	cp "$arch" "$BATS_TEST_TMPDIR/both.tar"
+	mkdir "$BATS_TEST_TMPDIR/extra"
+	echo '{"imageLayoutVersion": "1.0.0"}' >"$BATS_TEST_TMPDIR/extra/oci-layout"
+	echo '{"schemaVersion": 2, "manifests": []}' >"$BATS_TEST_TMPDIR/extra/index.json"
+	tar -C "$BATS_TEST_TMPDIR/extra" -rf "$BATS_TEST_TMPDIR/both.tar" oci-layout index.json
+	load_ok "$BATS_TEST_TMPDIR/both.tar"
+	assert_line "Loaded image: $FIXTURE_NAME"
+	assert_line "Loaded image: quay.io/lbx/other:v1"
+	gzip -c "$arch" >"$BATS_TEST_TMPDIR/da.tar.gz"
+	run lbx rmi -a -f
+	load_ok "$BATS_TEST_TMPDIR/da.tar.gz"
+	assert_line "Loaded image: $FIXTURE_NAME"
+	assert_tree "$FIXTURE_NAME" "$LBX_FIXTURE_DUMP"
+	[ -z "$(ls -A "$LAZYBOX_ROOT/tmp")" ] || fail "decompressed copy left in tmp/"
+}
+
+@test "import: empty file, far-future mtime, error names the file once" {
+	require_dump_tool
+	mkdir -p "$BATS_TEST_TMPDIR/r/etc"
+	: >"$BATS_TEST_TMPDIR/r/etc/empty"
+	echo x >"$BATS_TEST_TMPDIR/r/etc/future"
+	touch -d @99999999999 "$BATS_TEST_TMPDIR/r/etc/future"
+	tar --format=pax -C "$BATS_TEST_TMPDIR/r" -cf "$BATS_TEST_TMPDIR/r.tar" .
+	run --separate-stderr lbx import "$BATS_TEST_TMPDIR/r.tar" odd:1
+	assert_success
+	run "$LBX_DUMP" "$LAZYBOX_ROOT" odd:1
+	assert_success
+	assert_contains "$output" "/etc/empty"
+	head -c 3000 "$BATS_TEST_TMPDIR/r.tar" >"$BATS_TEST_TMPDIR/trunc.tar"
+	run --separate-stderr lbx import "$BATS_TEST_TMPDIR/trunc.tar"
+	assert_one_line_error trunc.tar
+	[ "$(grep -o trunc.tar <<<"$stderr" | wc -l)" -eq 1 ] || fail "named more than once: $stderr"
+}
+
+@test "images NAME with no match: the header only, exit 0" {
+	run --separate-stderr lbx images nosuch:thing
+	assert_success
+	[ "${#lines[@]}" -eq 1 ]
+	assert_contains "${lines[0]}" REPOSITORY
+}
+
+@test "OCI layout blob that is a FIFO: refused, no hang" {
+	cp -a "$LBX_FIXTURE_OCI" "$BATS_TEST_TMPDIR/fifo"
+	digest="$(oci_layer_digests "$BATS_TEST_TMPDIR/fifo" | head -n1)"
+	blob="$BATS_TEST_TMPDIR/fifo/blobs/sha256/${digest#sha256:}"
+	rm -f "$blob" && mkfifo "$blob"
+	run --separate-stderr timeout 60 "$LAZYBOX" --root "$LAZYBOX_ROOT" load -i "$BATS_TEST_TMPDIR/fifo"
+	[ "$status" -ne 124 ] || fail "load hung on a FIFO"
+	assert_one_line_error "not a regular file"
+}
