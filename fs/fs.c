@@ -11,6 +11,7 @@
 #include "fs.h"
 #include "../store/store.h"
 
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -334,6 +335,9 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
       n->inl = data;
       n->inlen = len;
     } else if (atomic_fetch_add(&fs->open_fds, 1) < fs->max_fds) {
+      /* the kernel reads a FUSE file in 128 KiB requests: let the blob's
+       * own readahead run further ahead than that */
+      posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
       n->fd = fd;
     } else {
       /* too many files open at once: this read uses the fd and closes it */
