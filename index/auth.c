@@ -1,0 +1,390 @@
+/* Auth files (auth.json, ~/.docker/config.json) and registries.conf. */
+#include "auth.h"
+#include "../store/util.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+#define CONF_MAX (1u << 20)
+
+void
+lbx_strv_free(char **v)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    free(v[i]);
+  free(v);
+}
+
+static char *
+xdg_config_home(void)
+{
+  const char *x = getenv("XDG_CONFIG_HOME");
+  if (x && *x == '/')
+    return lbx_xstrdup(x);
+  const char *home = getenv("HOME");
+  return home && *home ? lbx_xasprintf("%s/.config", home) : NULL;
+}
+
+static char *
+runtime_auth_file(void)
+{
+  const char *x = getenv("XDG_RUNTIME_DIR");
+  if (x && *x == '/')
+    return lbx_xasprintf("%s/containers/auth.json", x);
+  return lbx_xasprintf("/run/containers/%u/auth.json", (unsigned)getuid());
+}
+
+char *
+lbx_auth_default_file(void)
+{
+  const char *env = getenv("REGISTRY_AUTH_FILE");
+  if (env && *env)
+    return lbx_xstrdup(env);
+  return runtime_auth_file();
+}
+
+int
+lbx_auth_split(const char *creds, char **user, char **pass, lbx_err **err)
+{
+  const char *colon = strchr(creds, ':');
+  if (!colon || colon == creds)
+    return lbx_error(err, EINVAL, "credentials must be given as USERNAME:PASSWORD");
+  *user = lbx_xstrndup(creds, (size_t)(colon - creds));
+  *pass = lbx_xstrdup(colon + 1);
+  return 0;
+}
+
+/* Reads a JSON file: 1 and *out, 0 if it does not exist, -1 with *err. */
+static int
+load_json(const char *path, json_t **out, lbx_err **err)
+{
+  _cleanup_free_ char *buf = NULL;
+  size_t len;
+  int r = lbx_read_file(path, CONF_MAX, &buf, &len);
+  if (r == -ENOENT || r == -ENOTDIR)
+    return 0;
+  if (r < 0)
+    return lbx_error_errno(err, -r, "auth file %s", path);
+  json_error_t jerr;
+  json_t *j = len ? json_loadb(buf, len, 0, &jerr) : json_object();
+  if (!j || !json_is_object(j)) {
+    json_decref(j);
+    return lbx_error(err, EBADMSG, "auth file %s: not a JSON object%s%s", path, j ? "" : ": ",
+                     j ? "" : jerr.text);
+  }
+  *out = j;
+  return 1;
+}
+
+/* "https://index.docker.io/v1/" -> "index.docker.io/v1": a key as a
+ * registry[/repository] prefix. */
+static char *
+normalize_key(const char *key)
+{
+  if (strncmp(key, "https://", 8) == 0)
+    key += 8;
+  else if (strncmp(key, "http://", 7) == 0)
+    key += 7;
+  char *k = lbx_xstrdup(key);
+  size_t n = strlen(k);
+  while (n && k[n - 1] == '/')
+    k[--n] = '\0';
+  /* Docker's keys for docker.io and legacy "/v1" suffixes name the host */
+  if (n > 3 && strcmp(k + n - 3, "/v1") == 0)
+    k[n - 3] = '\0';
+  if (n > 3 && strcmp(k + n - 3, "/v2") == 0)
+    k[n - 3] = '\0';
+  return k;
+}
+
+static bool
+host_matches(const char *keyhost, size_t n, const char *host)
+{
+  if (strlen(host) == n && strncmp(keyhost, host, n) == 0)
+    return true;
+  if (strcmp(host, "docker.io") == 0) {
+    static const char *const aliases[] = {"index.docker.io", "registry-1.docker.io"};
+    for (size_t i = 0; i < LBX_ARRAY_SIZE(aliases); i++)
+      if (strlen(aliases[i]) == n && strncmp(keyhost, aliases[i], n) == 0)
+        return true;
+  }
+  return false;
+}
+
+/* How well key matches host/repo: 0 no match, 1 + length of the repository
+ * part matched otherwise (a longer namespace wins). */
+static size_t
+key_score(const char *key, const char *host, const char *repo)
+{
+  _cleanup_free_ char *k = normalize_key(key);
+  const char *slash = strchr(k, '/');
+  size_t hl = slash ? (size_t)(slash - k) : strlen(k);
+  if (!host_matches(k, hl, host))
+    return 0;
+  if (!slash)
+    return 1;
+  const char *ns = slash + 1;
+  size_t nl = strlen(ns);
+  if (!repo || strncmp(repo, ns, nl) != 0 || (repo[nl] != '\0' && repo[nl] != '/'))
+    return 0;
+  return 1 + nl;
+}
+
+static int
+decode_auth(const char *path, const char *key, const char *b64, char **user, char **pass,
+            lbx_err **err)
+{
+  size_t n = strlen(b64);
+  _cleanup_free_ char *out = lbx_xmalloc(n + 4);
+  int len = n ? EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)b64, (int)n) : 0;
+  if (len < 0 || n % 4)
+    return lbx_error(err, EBADMSG, "auth file %s: \"%s\": the auth value is not base64", path, key);
+  for (size_t i = n; i > 0 && b64[i - 1] == '='; i--)
+    len--;
+  out[len] = '\0';
+  if (lbx_auth_split(out, user, pass, err) < 0)
+    return lbx_error_prefix(err, "auth file %s: \"%s\"", path, key);
+  return 1;
+}
+
+static int
+lookup_in(const char *path, const char *host, const char *repo, char **user, char **pass,
+          lbx_err **err)
+{
+  _cleanup_json_ json_t *j = NULL;
+  int r = load_json(path, &j, err);
+  if (r <= 0)
+    return r;
+  json_t *auths = json_object_get(j, "auths");
+  const char *key, *best_key = NULL;
+  json_t *v, *best = NULL;
+  size_t best_score = 0;
+  json_object_foreach(auths, key, v)
+  {
+    size_t sc = key_score(key, host, repo);
+    if (sc > best_score && json_is_string(json_object_get(v, "auth"))) {
+      best_score = sc;
+      best = v;
+      best_key = key;
+    }
+  }
+  if (!best)
+    return 0;
+  return decode_auth(path, best_key, json_string_value(json_object_get(best, "auth")), user, pass,
+                     err);
+}
+
+int
+lbx_auth_lookup(const char *authfile, const char *host, const char *repo, char **user, char **pass,
+                lbx_err **err)
+{
+  if (authfile)
+    return lookup_in(authfile, host, repo, user, pass, err);
+  const char *env = getenv("REGISTRY_AUTH_FILE");
+  if (env && *env)
+    return lookup_in(env, host, repo, user, pass, err);
+  _cleanup_free_ char *cfg = xdg_config_home();
+  const char *home = getenv("HOME");
+  char *paths[3] = {
+      runtime_auth_file(),
+      cfg ? lbx_xasprintf("%s/containers/auth.json", cfg) : NULL,
+      home && *home ? lbx_xasprintf("%s/.docker/config.json", home) : NULL,
+  };
+  int r = 0;
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(paths) && r == 0; i++)
+    if (paths[i])
+      r = lookup_in(paths[i], host, repo, user, pass, err);
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(paths); i++)
+    free(paths[i]);
+  return r;
+}
+
+static int
+write_json(const char *path, json_t *j, lbx_err **err)
+{
+  _cleanup_free_ char *dir = lbx_xstrdup(path);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = '\0';
+    int r = lbx_mkdir_p(dir, 0700);
+    if (r < 0)
+      return lbx_error_errno(err, -r, "auth file %s: creating %s", path, dir);
+  }
+  _cleanup_free_ char *tmp = lbx_xasprintf("%s.tmp%d", path, (int)getpid());
+  _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+  if (!text)
+    return lbx_error(err, ENOMEM, "auth file %s: encoding JSON", path);
+  _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return lbx_error_errno(err, errno, "auth file %s", tmp);
+  int r = lbx_write_all(fd, text, strlen(text));
+  if (r == 0)
+    r = lbx_write_all(fd, "\n", 1);
+  if (r == 0 && fsync(fd) < 0)
+    r = -errno;
+  if (r == 0 && rename(tmp, path) < 0)
+    r = -errno;
+  if (r < 0) {
+    unlink(tmp);
+    return lbx_error_errno(err, -r, "auth file %s: writing", path);
+  }
+  return 0;
+}
+
+int
+lbx_auth_store(const char *authfile, const char *key, const char *user, const char *pass,
+               lbx_err **err)
+{
+  _cleanup_json_ json_t *j = NULL;
+  int r = load_json(authfile, &j, err);
+  if (r < 0)
+    return -1;
+  if (r == 0)
+    j = json_object();
+  json_t *auths = json_object_get(j, "auths");
+  if (!json_is_object(auths)) {
+    auths = json_object();
+    json_object_set_new(j, "auths", auths);
+  }
+  _cleanup_free_ char *plain = lbx_xasprintf("%s:%s", user, pass);
+  size_t n = strlen(plain);
+  _cleanup_free_ char *b64 = lbx_xmalloc(4 * ((n + 2) / 3) + 1);
+  EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
+  json_t *entry = json_object_get(auths, key);
+  if (!json_is_object(entry)) {
+    entry = json_object();
+    json_object_set_new(auths, key, entry);
+  }
+  json_object_set_new(entry, "auth", json_string(b64));
+  return write_json(authfile, j, err);
+}
+
+int
+lbx_auth_remove(const char *authfile, const char *key, lbx_err **err)
+{
+  _cleanup_json_ json_t *j = NULL;
+  int r = load_json(authfile, &j, err);
+  if (r <= 0)
+    return r;
+  json_t *auths = json_object_get(j, "auths");
+  if (!json_is_object(auths) || json_object_size(auths) == 0)
+    return 0;
+  if (key) {
+    /* the key as login wrote it, or any spelling of the same registry */
+    const char *k;
+    json_t *v;
+    void *tmp;
+    int removed = 0;
+    json_object_foreach_safe(auths, tmp, k, v)
+    {
+      _cleanup_free_ char *nk = normalize_key(k);
+      if (strcmp(k, key) == 0 || strcmp(nk, key) == 0) {
+        json_object_del(auths, k);
+        removed = 1;
+      }
+    }
+    if (!removed)
+      return 0;
+  } else {
+    json_object_clear(auths);
+  }
+  return write_json(authfile, j, err) < 0 ? -1 : 1;
+}
+
+/* ---- registries.conf ---- */
+
+static char *
+registries_conf_path(void)
+{
+  const char *env = getenv("CONTAINERS_REGISTRIES_CONF");
+  if (env && *env)
+    return lbx_xstrdup(env);
+  _cleanup_free_ char *cfg = xdg_config_home();
+  if (cfg) {
+    char *p = lbx_xasprintf("%s/containers/registries.conf", cfg);
+    if (access(p, F_OK) == 0)
+      return p;
+    free(p);
+  }
+  return lbx_xstrdup("/etc/containers/registries.conf");
+}
+
+/* A minimal TOML reading: the top-level key unqualified-search-registries
+ * (before any [table]), an array of strings that may span lines. */
+static int
+parse_search(const char *path, const char *text, char ***regs, size_t *n, lbx_err **err)
+{
+  const char *p = text;
+  while (*p) {
+    const char *eol = strchrnul(p, '\n');
+    const char *s = p;
+    while (s < eol && (*s == ' ' || *s == '\t'))
+      s++;
+    if (*s == '[')
+      return 0; /* the first table: no more top-level keys */
+    static const char key[] = "unqualified-search-registries";
+    if (strncmp(s, key, sizeof key - 1) != 0) {
+      p = *eol ? eol + 1 : eol;
+      continue;
+    }
+    s += sizeof key - 1;
+    while (*s == ' ' || *s == '\t')
+      s++;
+    if (*s++ != '=')
+      break;
+    while (*s == ' ' || *s == '\t')
+      s++;
+    if (*s++ != '[')
+      break;
+    for (;;) {
+      while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == ',')
+        s++;
+      if (*s == '#') {
+        s = strchrnul(s, '\n');
+        continue;
+      }
+      if (*s == ']')
+        return 0;
+      char q = *s;
+      if (q != '"' && q != '\'')
+        break;
+      const char *end = strchr(s + 1, q);
+      if (!end || memchr(s + 1, '\n', (size_t)(end - s - 1)))
+        break;
+      *regs = lbx_xrealloc(*regs, (*n + 2) * sizeof **regs);
+      (*regs)[(*n)++] = lbx_xstrndup(s + 1, (size_t)(end - s - 1));
+      (*regs)[*n] = NULL;
+      s = end + 1;
+    }
+    break;
+  }
+  if (*p)
+    return lbx_error(err, EBADMSG, "%s: cannot parse unqualified-search-registries", path);
+  return 0;
+}
+
+int
+lbx_search_registries(char ***regs, size_t *n, lbx_err **err)
+{
+  *regs = lbx_xcalloc(1, sizeof **regs);
+  *n = 0;
+  _cleanup_free_ char *path = registries_conf_path();
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  int r = lbx_read_file(path, CONF_MAX, &text, &len);
+  if (r == -ENOENT)
+    return 0;
+  if (r < 0)
+    return lbx_error_errno(err, -r, "registries configuration %s", path);
+  if (parse_search(path, text, regs, n, err) < 0) {
+    lbx_strv_free(*regs);
+    *regs = NULL;
+    *n = 0;
+    return -1;
+  }
+  return 0;
+}
