@@ -22,10 +22,21 @@ static int reject(why *w, const char *fmt, ...) __attribute__((format(printf, 2,
 static int
 reject(why *w, const char *fmt, ...)
 {
+  char raw[sizeof w->msg];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(w->msg, sizeof w->msg, fmt, ap);
+  vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  /* Reasons quote parts of the input as they are: escape what quote()
+   * escapes, so a pasted newline cannot split the message. */
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)raw; *p && o + 5 < sizeof w->msg; p++) {
+    if (*p < 0x20 || *p >= 0x7f)
+      o += (size_t)snprintf(w->msg + o, sizeof w->msg - o, "\\x%02x", *p);
+    else
+      w->msg[o++] = (char)*p;
+  }
+  w->msg[o] = '\0';
   return -1;
 }
 

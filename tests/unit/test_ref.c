@@ -170,6 +170,11 @@ static const row rows[] = {
     BAD(LONG255 "d", 0, "name longer than 255 characters"),
     BAD("quay.io/" C50 "/" C50 "/" C50 "/" C50 "/" C50 "/x", L, "name longer than 255 characters"),
     BAD("a\nb", 0, "invalid character '\\x0a'"),
+    /* parts of the input quoted in the reason are escaped too (found by fuzz-ref) */
+    BAD("i.or.i\n/m", 0, "invalid character '\\x0a' in registry \"i.or.i\\x0a\""),
+    BAD("[::\n]/a", 0, "invalid IPv6 address in registry \"[::\\x0a]\""),
+    BAD("localhost:5\n/a", 0, "invalid port in registry \"localhost:5\\x0a\""),
+    BAD("a.b\x80/c", 0, "invalid character '\\x80' in registry \"a.b\\x80\""),
 };
 
 static void
