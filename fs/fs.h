@@ -29,4 +29,22 @@ int lbx_fs_mount(const lbx_fs_opts *o, lbx_fs **out, lbx_err **err);
 int lbx_fs_serve(lbx_fs *fs, lbx_err **err);
 void lbx_fs_free(lbx_fs *fs);
 
+/* A box's read-write root: the image's tree under an upper dir (OCI
+ * whiteouts), with a work dir on the same file system for atomic copy-up. */
+typedef struct lbx_boxfs_opts {
+  const char *store_root;
+  const char *chain_id;
+  const char *fsname;
+  const char *mountpoint;
+  const char *upper;
+  const char *work;
+  bool allow_other;
+  bool debug;
+} lbx_boxfs_opts;
+
+typedef struct lbx_boxfs lbx_boxfs;
+int lbx_boxfs_mount(const lbx_boxfs_opts *o, lbx_boxfs **out, lbx_err **err);
+int lbx_boxfs_serve(lbx_boxfs *b, lbx_err **err);
+void lbx_boxfs_free(lbx_boxfs *b);
+
 #endif
