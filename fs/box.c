@@ -21,563 +21,7 @@
  * Node ids given to the kernel are pointers to our nodes; st_ino is stable:
  * the lower node's number for names the image has (kept across copy-up),
  * the upper file's inode number with the top bit set for the others. */
-#define FUSE_USE_VERSION 312
-
-#include "fs.h"
-#include "../store/store.h"
-
-#include <dirent.h>
-#include <fcntl.h>
-#include <fuse_lowlevel.h>
-#include <linux/openat2.h>
-#include <pthread.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/syscall.h>
-#include <sys/xattr.h>
-
-#define OVERRIDE_XATTR "user.lazybox.override"
-#define WH_PREFIX ".wh."
-#define WH_OPAQUE ".wh..wh..opq"
-#define UPPER_INO_BIT (1ull << 63)
-/* Upper files change only through us, but several names (nodes) can lead
- * to one upper inode (hard links), and a change through one must show
- * through the others: no attribute caching for upper files. */
-#define UPPER_TIMEOUT 0.0
-#define LOWER_TIMEOUT 86400.0
-
-struct bnode {
-  struct bnode *parent; /* holds a reference */
-  char *name;           /* "" for the root */
-  uint64_t refs;        /* kernel lookups + children + open handles */
-  uint64_t lower;       /* chain ino at this path, 0 if none is visible */
-  uint64_t st_ino;
-  mode_t type; /* S_IFMT bits */
-  bool upper;  /* the name exists in the upper dir */
-  bool opaque; /* directory: lower children are hidden */
-  struct bnode *hnext;
-};
-
-struct lbx_boxfs {
-  lbx_store *store;
-  lbx_chain *chain;
-  struct fuse_session *se;
-  int upperfd, workfd;
-  pthread_mutex_t mu; /* the node table and every node's tree fields */
-  struct bnode *root;
-  struct bnode **table;
-  size_t cap, count;
-  uint64_t tmpseq;
-  bool mounted;
-};
-
-/* ---- the node table, keyed by (parent, name) ---- */
-
-static size_t
-hash(const struct bnode *parent, const char *name, size_t cap)
-{
-  uint64_t h = (uint64_t)(uintptr_t)parent * 0x9e3779b97f4a7c15ull;
-  for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-    h = (h ^ *p) * 0x100000001b3ull;
-  return (size_t)(h & (cap - 1));
-}
-
-static void
-table_insert(lbx_boxfs *b, struct bnode *n)
-{
-  if ((b->count + 1) * 2 > b->cap) {
-    size_t ncap = b->cap ? b->cap * 2 : 1024;
-    struct bnode **t = lbx_xcalloc(ncap, sizeof *t);
-    for (size_t i = 0; i < b->cap; i++)
-      for (struct bnode *e = b->table[i], *next; e; e = next) {
-        next = e->hnext;
-        size_t h = hash(e->parent, e->name, ncap);
-        e->hnext = t[h];
-        t[h] = e;
-      }
-    free(b->table);
-    b->table = t;
-    b->cap = ncap;
-  }
-  size_t h = hash(n->parent, n->name, b->cap);
-  n->hnext = b->table[h];
-  b->table[h] = n;
-  b->count++;
-}
-
-static void
-table_remove(lbx_boxfs *b, struct bnode *n)
-{
-  if (!b->cap)
-    return;
-  for (struct bnode **p = &b->table[hash(n->parent, n->name, b->cap)]; *p; p = &(*p)->hnext)
-    if (*p == n) {
-      *p = n->hnext;
-      b->count--;
-      return;
-    }
-}
-
-static struct bnode *
-table_find(lbx_boxfs *b, struct bnode *parent, const char *name)
-{
-  if (!b->cap)
-    return NULL;
-  for (struct bnode *e = b->table[hash(parent, name, b->cap)]; e; e = e->hnext)
-    if (e->parent == parent && strcmp(e->name, name) == 0)
-      return e;
-  return NULL;
-}
-
-/* Drops references under b->mu; frees nodes (and their parents) at zero. */
-static void
-unref_locked(lbx_boxfs *b, struct bnode *n, uint64_t count)
-{
-  while (n) {
-    n->refs -= count;
-    if (n->refs > 0 || n == b->root)
-      return;
-    struct bnode *parent = n->parent;
-    table_remove(b, n);
-    free(n->name);
-    free(n);
-    n = parent;
-    count = 1;
-  }
-}
-
-static struct bnode *
-node_of(lbx_boxfs *b, fuse_ino_t ino)
-{
-  return ino == FUSE_ROOT_ID ? b->root : (struct bnode *)(uintptr_t)ino;
-}
-
-static fuse_ino_t
-id_of(lbx_boxfs *b, struct bnode *n)
-{
-  return n == b->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
-}
-
-/* "a/b/c" for a node ("." for the root); under b->mu. */
-static char *
-path_locked(lbx_boxfs *b, struct bnode *n)
-{
-  if (n == b->root)
-    return lbx_xstrdup(".");
-  size_t len = 0;
-  for (struct bnode *p = n; p != b->root; p = p->parent)
-    len += strlen(p->name) + 1;
-  char *s = lbx_xmalloc(len);
-  size_t at = len - 1;
-  s[at] = '\0';
-  for (struct bnode *p = n; p != b->root; p = p->parent) {
-    size_t l = strlen(p->name);
-    at -= l;
-    memcpy(s + at, p->name, l);
-    if (at > 0)
-      s[--at] = '/';
-  }
-  return s;
-}
-
-static char *
-path_of(lbx_boxfs *b, struct bnode *n)
-{
-  pthread_mutex_lock(&b->mu);
-  char *s = path_locked(b, n);
-  pthread_mutex_unlock(&b->mu);
-  return s;
-}
-
-/* ---- the upper dir, reached without following any symlink ---- */
-
-static int
-open_beneath(lbx_boxfs *b, const char *path, int flags)
-{
-  struct open_how how = {
-      .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-      .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-  };
-  long fd = syscall(SYS_openat2, b->upperfd, path, &how, sizeof how);
-  return fd < 0 ? -errno : (int)fd;
-}
-
-/* An O_PATH fd of a directory node in the upper dir, or -errno. */
-static int
-upper_dir(lbx_boxfs *b, struct bnode *dir)
-{
-  _cleanup_free_ char *p = path_of(b, dir);
-  return open_beneath(b, p, O_PATH | O_DIRECTORY);
-}
-
-static bool
-is_reserved(const char *name)
-{
-  return strncmp(name, WH_PREFIX, strlen(WH_PREFIX)) == 0;
-}
-
-static bool
-whiteout_exists(int dirfd, const char *name)
-{
-  _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", name);
-  return faccessat(dirfd, wh, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-static bool
-is_opaque(int dirfd, const char *name)
-{
-  _cleanup_free_ char *op = lbx_xasprintf("%s/" WH_OPAQUE, name);
-  return faccessat(dirfd, op, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-/* ---- attributes ---- */
-
-struct override {
-  bool set;
-  uint32_t uid, gid, mode;
-};
-
-static int
-write_override_fd(int fd, uint32_t uid, uint32_t gid, uint32_t mode)
-{
-  char buf[64];
-  int n = snprintf(buf, sizeof buf, "%u:%u:%o", uid, gid, mode & 07777);
-  return fsetxattr(fd, OVERRIDE_XATTR, buf, (size_t)n, 0) < 0 ? -errno : 0;
-}
-
-/* Reads the override of an upper name through an fd (symlinks have none). */
-static struct override
-read_override_at(int dirfd, const char *name, mode_t type)
-{
-  struct override o = {0};
-  if (type == S_IFLNK)
-    return o;
-  int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return o;
-  /* fgetxattr does not work on O_PATH fds: go through /proc */
-  char proc[64];
-  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  char buf[64];
-  ssize_t n = getxattr(proc, OVERRIDE_XATTR, buf, sizeof buf - 1);
-  close(fd);
-  if (n > 0) {
-    buf[n] = '\0';
-    if (sscanf(buf, "%u:%u:%o", &o.uid, &o.gid, &o.mode) == 3)
-      o.set = true;
-  }
-  return o;
-}
-
-static void
-lower_stat(const lbx_node *n, struct stat *st)
-{
-  static const mode_t types[] = {
-      [LBX_T_REG] = S_IFREG, [LBX_T_DIR] = S_IFDIR, [LBX_T_SYMLINK] = S_IFLNK,
-      [LBX_T_CHR] = S_IFCHR, [LBX_T_BLK] = S_IFBLK, [LBX_T_FIFO] = S_IFIFO};
-  memset(st, 0, sizeof *st);
-  st->st_ino = n->ino;
-  st->st_mode = (n->type < LBX_ARRAY_SIZE(types) ? types[n->type] : S_IFREG) | (n->mode & 07777);
-  st->st_nlink = n->nlink ? n->nlink : 1;
-  st->st_uid = n->uid;
-  st->st_gid = n->gid;
-  st->st_rdev = n->rdev;
-  st->st_size = n->type == LBX_T_SYMLINK && n->link ? (off_t)strlen(n->link) : (off_t)n->size;
-  st->st_blksize = 4096;
-  st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
-  st->st_mtim.tv_sec = n->mtime_ns / 1000000000;
-  st->st_mtim.tv_nsec = n->mtime_ns % 1000000000;
-  if (st->st_mtim.tv_nsec < 0) {
-    st->st_mtim.tv_nsec += 1000000000;
-    st->st_mtim.tv_sec--;
-  }
-  st->st_atim = st->st_ctim = st->st_mtim;
-}
-
-/* What the box sees of a node. */
-static int
-node_stat(lbx_boxfs *b, struct bnode *n, struct stat *st, double *timeout)
-{
-  if (n->upper) {
-    _cleanup_free_ char *p = path_of(b, n);
-    char *slash = strrchr(p, '/');
-    _cleanup_close_ int dfd = -1;
-    const char *name = p;
-    if (slash) {
-      *slash = '\0';
-      dfd = open_beneath(b, p, O_PATH | O_DIRECTORY);
-      name = slash + 1;
-    } else {
-      dfd = fcntl(b->upperfd, F_DUPFD_CLOEXEC, 3);
-    }
-    if (dfd < 0)
-      return dfd;
-    if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
-      return -errno;
-    struct override o = read_override_at(dfd, name, st->st_mode & S_IFMT);
-    if (o.set) {
-      st->st_uid = o.uid;
-      st->st_gid = o.gid;
-      st->st_mode = (st->st_mode & S_IFMT) | (o.mode & 07777);
-    } else {
-      st->st_uid = 0;
-      st->st_gid = 0;
-    }
-    if (S_ISDIR(st->st_mode))
-      st->st_nlink = 2;
-    st->st_ino = n->st_ino;
-    *timeout = UPPER_TIMEOUT;
-    return 0;
-  }
-  lbx_node_buf nb = {0};
-  int r = lbx_chain_getattr(b->chain, n->lower, &nb);
-  if (r < 0)
-    return r;
-  lower_stat(&nb.n, st);
-  lbx_node_buf_clear(&nb);
-  *timeout = LOWER_TIMEOUT;
-  return 0;
-}
-
-/* ---- resolving a name: upper first, then lower unless hidden ---- */
-
-struct found {
-  bool upper;
-  mode_t utype;
-  ino_t uino;
-  bool opaque;
-  uint64_t lower;
-  mode_t ltype;
-};
-
-static mode_t
-lower_type(uint32_t t)
-{
-  switch (t) {
-  case LBX_T_DIR:
-    return S_IFDIR;
-  case LBX_T_SYMLINK:
-    return S_IFLNK;
-  case LBX_T_CHR:
-    return S_IFCHR;
-  case LBX_T_BLK:
-    return S_IFBLK;
-  case LBX_T_FIFO:
-    return S_IFIFO;
-  default:
-    return S_IFREG;
-  }
-}
-
-static int
-resolve(lbx_boxfs *b, struct bnode *parent, const char *name, struct found *f)
-{
-  memset(f, 0, sizeof *f);
-  if (is_reserved(name))
-    return -ENOENT;
-  bool hidden = false;
-  if (parent->upper) {
-    _cleanup_close_ int dfd = upper_dir(b, parent);
-    if (dfd < 0)
-      return dfd;
-    struct stat st;
-    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      f->upper = true;
-      f->utype = st.st_mode & S_IFMT;
-      f->uino = st.st_ino;
-      if (S_ISDIR(st.st_mode))
-        f->opaque = is_opaque(dfd, name);
-    } else if (errno != ENOENT) {
-      return -errno;
-    } else {
-      hidden = whiteout_exists(dfd, name);
-    }
-  }
-  if (!hidden && parent->lower && !parent->opaque) {
-    uint64_t ino;
-    if (lbx_chain_lookup(b->chain, parent->lower, name, &ino) == 0) {
-      lbx_node_buf nb = {0};
-      if (lbx_chain_getattr(b->chain, ino, &nb) == 0) {
-        f->ltype = lower_type(nb.n.type);
-        /* an upper non-directory, or an upper opaque dir, replaces the lower
-         * entry; the lower number stays as the name's identity */
-        f->lower = ino;
-      }
-      lbx_node_buf_clear(&nb);
-    }
-  }
-  if (!f->upper && !f->lower)
-    return -ENOENT;
-  return 0;
-}
-
-/* The node for parent/name (found or made), with one more reference. */
-static struct bnode *
-node_for(lbx_boxfs *b, struct bnode *parent, const char *name, const struct found *f)
-{
-  pthread_mutex_lock(&b->mu);
-  struct bnode *n = table_find(b, parent, name);
-  if (!n) {
-    n = lbx_xcalloc(1, sizeof *n);
-    n->parent = parent;
-    parent->refs++;
-    n->name = lbx_xstrdup(name);
-    table_insert(b, n);
-  }
-  n->upper = f->upper;
-  n->opaque = f->opaque;
-  n->type = f->upper ? f->utype : f->ltype;
-  /* lower children only merge into a directory over a directory */
-  bool merge = !f->upper || (f->utype == S_IFDIR && f->ltype == S_IFDIR && !f->opaque);
-  n->lower = merge ? f->lower : 0;
-  n->st_ino = f->lower ? f->lower : ((uint64_t)f->uino | UPPER_INO_BIT);
-  if (f->upper && f->utype != f->ltype && f->lower && f->utype != 0 && f->ltype != 0 &&
-      !(f->utype == S_IFDIR && f->ltype == S_IFDIR))
-    n->st_ino = (uint64_t)f->uino | UPPER_INO_BIT; /* a new file where another type was */
-  n->refs++;
-  pthread_mutex_unlock(&b->mu);
-  return n;
-}
-
-static int
-entry_for(lbx_boxfs *b, struct bnode *n, struct fuse_entry_param *e)
-{
-  memset(e, 0, sizeof *e);
-  double t;
-  int r = node_stat(b, n, &e->attr, &t);
-  if (r < 0)
-    return r;
-  e->ino = id_of(b, n);
-  e->attr_timeout = t;
-  e->entry_timeout = t;
-  return 0;
-}
-
-/* ---- copy-up ---- */
-
-static int copy_up(lbx_boxfs *b, struct bnode *n);
-
-/* Makes the upper directory of a node that is (lower) a directory. */
-static int
-copy_up_dir(lbx_boxfs *b, struct bnode *n, const lbx_node *ln)
-{
-  _cleanup_close_ int pfd = upper_dir(b, n->parent);
-  if (pfd < 0)
-    return pfd;
-  if (mkdirat(pfd, n->name, 0700) < 0 && errno != EEXIST)
-    return -errno;
-  _cleanup_close_ int fd = openat(pfd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  int r = write_override_fd(fd, ln->uid, ln->gid, ln->mode);
-  if (r < 0)
-    return r;
-  struct timespec ts[2] = {{ln->mtime_ns / 1000000000, ln->mtime_ns % 1000000000},
-                           {ln->mtime_ns / 1000000000, ln->mtime_ns % 1000000000}};
-  futimens(fd, ts);
-  return 0;
-}
-
-/* Copies a lower file into the work dir, then renames it into place: a
- * crash leaves either no upper file or a whole one. */
-static int
-copy_up_file(lbx_boxfs *b, struct bnode *n, const lbx_node *ln)
-{
-  _cleanup_close_ int pfd = upper_dir(b, n->parent);
-  if (pfd < 0)
-    return pfd;
-  char tmp[64];
-  pthread_mutex_lock(&b->mu);
-  snprintf(tmp, sizeof tmp, "copyup-%llu", (unsigned long long)++b->tmpseq);
-  pthread_mutex_unlock(&b->mu);
-  int r = 0;
-  if (ln->type == LBX_T_SYMLINK) {
-    if (symlinkat(ln->link ? ln->link : "", b->workfd, tmp) < 0)
-      return -errno;
-  } else if (ln->type == LBX_T_FIFO) {
-    if (mkfifoat(b->workfd, tmp, 0600) < 0)
-      return -errno;
-  } else if (ln->type == LBX_T_REG) {
-    _cleanup_close_ int out =
-        openat(b->workfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (out < 0)
-      return -errno;
-    if (ln->digest && ln->size) {
-      int in = -1;
-      void *data = NULL;
-      size_t len = 0;
-      r = lbx_store_blob_open(b->store, ln->digest, &in, &data, &len);
-      if (r == 0 && data) {
-        r = lbx_write_all(out, data, len);
-        free(data);
-      } else if (r == 0) {
-        /* reflink or in-kernel copy where the file systems allow */
-        uint64_t left = ln->size;
-        while (left > 0 && r == 0) {
-          ssize_t c = copy_file_range(in, NULL, out, NULL, left, 0);
-          if (c < 0 && (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS)) {
-            char buf[65536];
-            ssize_t got = read(in, buf, sizeof buf);
-            c = got <= 0 ? (got < 0 ? -1 : 0)
-                         : (lbx_write_all(out, buf, (size_t)got) < 0 ? -1 : got);
-          }
-          if (c < 0)
-            r = -errno;
-          else if (c == 0)
-            r = -EIO;
-          else
-            left -= (uint64_t)c;
-        }
-        close(in);
-      }
-      if (r < 0) {
-        unlinkat(b->workfd, tmp, 0);
-        return r;
-      }
-    }
-    if ((r = write_override_fd(out, ln->uid, ln->gid, ln->mode)) < 0) {
-      unlinkat(b->workfd, tmp, 0);
-      return r;
-    }
-    struct timespec ts[2] = {{ln->mtime_ns / 1000000000, ln->mtime_ns % 1000000000},
-                             {ln->mtime_ns / 1000000000, ln->mtime_ns % 1000000000}};
-    futimens(out, ts);
-  } else {
-    return -EPERM; /* device nodes cannot be made without privilege */
-  }
-  if (renameat(b->workfd, tmp, pfd, n->name) < 0) {
-    r = -errno;
-    unlinkat(b->workfd, tmp, 0);
-    return r;
-  }
-  return 0;
-}
-
-/* Gives a node (and its parents) an upper entry, keeping what the box sees. */
-static int
-copy_up(lbx_boxfs *b, struct bnode *n)
-{
-  if (n->upper)
-    return 0;
-  if (n->parent && !n->parent->upper) {
-    int r = copy_up(b, n->parent);
-    if (r < 0)
-      return r;
-  }
-  lbx_node_buf nb = {0};
-  int r = lbx_chain_getattr(b->chain, n->lower, &nb);
-  if (r < 0)
-    return r;
-  r = nb.n.type == LBX_T_DIR ? copy_up_dir(b, n, &nb.n) : copy_up_file(b, n, &nb.n);
-  lbx_node_buf_clear(&nb);
-  if (r == 0) {
-    pthread_mutex_lock(&b->mu);
-    n->upper = true;
-    pthread_mutex_unlock(&b->mu);
-  }
-  return r;
-}
+#include "box-internal.h"
 
 /* ---- requests ---- */
 
@@ -614,16 +58,16 @@ static void
 box_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *p = node_of(b, parent);
+  struct bnode *p = bx_node_of(b, parent);
   struct found f;
-  int r = resolve(b, p, name, &f);
+  int r = bx_resolve(b, p, name, &f);
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
-  struct bnode *n = node_for(b, p, name, &f);
+  struct bnode *n = bx_node_for(b, p, name, &f);
   struct fuse_entry_param e;
-  if ((r = entry_for(b, n, &e)) < 0) {
+  if ((r = bx_entry_for(b, n, &e)) < 0) {
     pthread_mutex_lock(&b->mu);
-    unref_locked(b, n, 1);
+    bx_unref_locked(b, n, 1);
     pthread_mutex_unlock(&b->mu);
     return (void)fuse_reply_err(req, -r);
   }
@@ -635,7 +79,7 @@ box_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
   lbx_boxfs *b = B(req);
   pthread_mutex_lock(&b->mu);
-  unref_locked(b, node_of(b, ino), nlookup);
+  bx_unref_locked(b, bx_node_of(b, ino), nlookup);
   pthread_mutex_unlock(&b->mu);
   fuse_reply_none(req);
 }
@@ -646,7 +90,7 @@ box_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
   lbx_boxfs *b = B(req);
   pthread_mutex_lock(&b->mu);
   for (size_t i = 0; i < count; i++)
-    unref_locked(b, node_of(b, forgets[i].ino), forgets[i].nlookup);
+    bx_unref_locked(b, bx_node_of(b, forgets[i].ino), forgets[i].nlookup);
   pthread_mutex_unlock(&b->mu);
   fuse_reply_none(req);
 }
@@ -658,65 +102,10 @@ box_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   lbx_boxfs *b = B(req);
   struct stat st;
   double t;
-  int r = node_stat(b, node_of(b, ino), &st, &t);
+  int r = bx_node_stat(b, bx_node_of(b, ino), &st, &t);
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
   fuse_reply_attr(req, &st, t);
-}
-
-/* The upper parent dir fd and the node's name in it, after copy-up. */
-static int
-upper_at(lbx_boxfs *b, struct bnode *n, int *dfd, char **name)
-{
-  int r = copy_up(b, n);
-  if (r < 0)
-    return r;
-  if (n == b->root) {
-    *dfd = fcntl(b->upperfd, F_DUPFD_CLOEXEC, 3);
-    *name = lbx_xstrdup(".");
-    return *dfd < 0 ? -errno : 0;
-  }
-  *dfd = upper_dir(b, n->parent);
-  if (*dfd < 0)
-    return *dfd;
-  pthread_mutex_lock(&b->mu);
-  *name = lbx_xstrdup(n->name);
-  pthread_mutex_unlock(&b->mu);
-  return 0;
-}
-
-/* Reads, updates and writes the override of an upper name. */
-static int
-update_override(int dfd, const char *name, int set_mode, uint32_t mode, int set_uid, uint32_t uid,
-                int set_gid, uint32_t gid)
-{
-  _cleanup_close_ int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  struct stat st;
-  if (fstat(fd, &st) < 0)
-    return -errno;
-  if (S_ISLNK(st.st_mode))
-    return set_mode ? -EOPNOTSUPP : 0; /* symlinks carry no user xattrs */
-  char proc[64];
-  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  struct override o = read_override_at(dfd, name, st.st_mode & S_IFMT);
-  if (!o.set) {
-    o.uid = 0;
-    o.gid = 0;
-    o.mode = st.st_mode & 07777;
-  }
-  if (set_mode)
-    o.mode = mode & 07777;
-  if (set_uid)
-    o.uid = uid;
-  if (set_gid)
-    o.gid = gid;
-  char buf[64];
-  int len = snprintf(buf, sizeof buf, "%u:%u:%o", o.uid, o.gid, o.mode);
-  if (setxattr(proc, OVERRIDE_XATTR, buf, (size_t)len, 0) < 0)
-    return -errno;
-  return 0;
 }
 
 static void
@@ -724,17 +113,17 @@ box_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
             struct fuse_file_info *fi)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *n = node_of(b, ino);
+  struct bnode *n = bx_node_of(b, ino);
   int dfd = -1;
   _cleanup_free_ char *name = NULL;
-  int r = upper_at(b, n, &dfd, &name);
+  int r = bx_upper_at(b, n, &dfd, &name);
   _cleanup_close_ int dguard = dfd;
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
   if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-    r = update_override(dfd, name, to_set & FUSE_SET_ATTR_MODE, attr->st_mode,
-                        to_set & FUSE_SET_ATTR_UID, attr->st_uid, to_set & FUSE_SET_ATTR_GID,
-                        attr->st_gid);
+    r = bx_update_override(dfd, name, to_set & FUSE_SET_ATTR_MODE, attr->st_mode,
+                           to_set & FUSE_SET_ATTR_UID, attr->st_uid, to_set & FUSE_SET_ATTR_GID,
+                           attr->st_gid);
     if (r < 0)
       return (void)fuse_reply_err(req, -r);
   }
@@ -763,7 +152,7 @@ box_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
   }
   struct stat st;
   double t;
-  if ((r = node_stat(b, n, &st, &t)) < 0)
+  if ((r = bx_node_stat(b, n, &st, &t)) < 0)
     return (void)fuse_reply_err(req, -r);
   fuse_reply_attr(req, &st, t);
 }
@@ -772,7 +161,7 @@ static void
 box_readlink(fuse_req_t req, fuse_ino_t ino)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *n = node_of(b, ino);
+  struct bnode *n = bx_node_of(b, ino);
   if (!n->upper) {
     lbx_node_buf nb = {0};
     int r = lbx_chain_getattr(b->chain, n->lower, &nb);
@@ -782,12 +171,12 @@ box_readlink(fuse_req_t req, fuse_ino_t ino)
     lbx_node_buf_clear(&nb);
     return;
   }
-  _cleanup_free_ char *p = path_of(b, n);
+  _cleanup_free_ char *p = bx_path_of(b, n);
   char *slash = strrchr(p, '/');
   _cleanup_close_ int dfd = -1;
   if (slash) {
     *slash = '\0';
-    dfd = open_beneath(b, p, O_PATH | O_DIRECTORY);
+    dfd = bx_open_beneath(b, p, O_PATH | O_DIRECTORY);
   } else {
     dfd = fcntl(b->upperfd, F_DUPFD_CLOEXEC, 3);
   }
@@ -808,12 +197,12 @@ box_readlink(fuse_req_t req, fuse_ino_t ino)
 static int
 prepare_new(lbx_boxfs *b, struct bnode *parent, const char *name, bool *was_whiteout)
 {
-  if (is_reserved(name))
+  if (bx_is_reserved(name))
     return -EPERM;
-  int r = copy_up(b, parent);
+  int r = bx_copy_up(b, parent);
   if (r < 0)
     return r;
-  int dfd = upper_dir(b, parent);
+  int dfd = bx_upper_dir(b, parent);
   if (dfd < 0)
     return dfd;
   _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", name);
@@ -826,12 +215,12 @@ reply_new(fuse_req_t req, lbx_boxfs *b, struct bnode *parent, const char *name,
           struct fuse_file_info *fi)
 {
   struct found f;
-  int r = resolve(b, parent, name, &f);
+  int r = bx_resolve(b, parent, name, &f);
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
-  struct bnode *n = node_for(b, parent, name, &f);
+  struct bnode *n = bx_node_for(b, parent, name, &f);
   struct fuse_entry_param e;
-  if ((r = entry_for(b, n, &e)) < 0)
+  if ((r = bx_entry_for(b, n, &e)) < 0)
     return (void)fuse_reply_err(req, -r);
   if (fi) {
     if (fuse_reply_create(req, &e, fi) != 0) {
@@ -848,7 +237,7 @@ static void
 box_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *p = node_of(b, parent);
+  struct bnode *p = bx_node_of(b, parent);
   bool wh;
   int dfd = prepare_new(b, p, name, &wh);
   if (dfd < 0)
@@ -858,7 +247,7 @@ box_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     return (void)fuse_reply_err(req, errno);
   const struct fuse_ctx *ctx = fuse_req_ctx(req);
   _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  int r = fd < 0 ? -errno : write_override_fd(fd, ctx->uid, ctx->gid, mode);
+  int r = fd < 0 ? -errno : bx_write_override_fd(fd, ctx->uid, ctx->gid, mode);
   /* a lower directory of this name was deleted: its children stay hidden */
   if (r == 0 && wh) {
     int m = openat(fd, WH_OPAQUE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -875,7 +264,7 @@ static void
 box_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *p = node_of(b, parent);
+  struct bnode *p = bx_node_of(b, parent);
   bool wh;
   int dfd = prepare_new(b, p, name, &wh);
   if (dfd < 0)
@@ -892,7 +281,7 @@ static void
 box_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *p = node_of(b, parent);
+  struct bnode *p = bx_node_of(b, parent);
   bool wh;
   int dfd = prepare_new(b, p, name, &wh);
   if (dfd < 0)
@@ -908,7 +297,7 @@ box_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
            struct fuse_file_info *fi)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *p = node_of(b, parent);
+  struct bnode *p = bx_node_of(b, parent);
   bool wh;
   int dfd = prepare_new(b, p, name, &wh);
   if (dfd < 0)
@@ -919,7 +308,7 @@ box_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
   if (fd < 0)
     return (void)fuse_reply_err(req, errno);
   const struct fuse_ctx *ctx = fuse_req_ctx(req);
-  int r = write_override_fd(fd, ctx->uid, ctx->gid, mode);
+  int r = bx_write_override_fd(fd, ctx->uid, ctx->gid, mode);
   if (r < 0) {
     close(fd);
     return (void)fuse_reply_err(req, -r);
@@ -934,7 +323,7 @@ static void
 box_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *n = node_of(b, ino);
+  struct bnode *n = bx_node_of(b, ino);
   bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
   struct bfile *h = lbx_xcalloc(1, sizeof *h);
   h->fd = -1;
@@ -952,7 +341,7 @@ box_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   } else {
     int dfd = -1;
     _cleanup_free_ char *name = NULL;
-    int r = upper_at(b, n, &dfd, &name);
+    int r = bx_upper_at(b, n, &dfd, &name);
     _cleanup_close_ int guard = dfd;
     if (r < 0) {
       free(h);
@@ -1105,7 +494,7 @@ list_merged(lbx_boxfs *b, struct bnode *n, struct bdir *d)
   bool opaque = n->opaque;
   int r = 0;
   if (n->upper) {
-    int fd = upper_dir(b, n);
+    int fd = bx_upper_dir(b, n);
     int dfd = fd < 0 ? fd : openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0)
       close(fd);
@@ -1125,7 +514,7 @@ list_merged(lbx_boxfs *b, struct bnode *n, struct bdir *d)
         opaque = true;
         continue;
       }
-      bool wh = is_reserved(name);
+      bool wh = bx_is_reserved(name);
       upper = lbx_xrealloc(upper, (nupper + 1) * sizeof *upper);
       upper[nupper++] = lbx_xstrdup(wh ? name + strlen(WH_PREFIX) : name);
       if (wh)
@@ -1144,7 +533,7 @@ list_merged(lbx_boxfs *b, struct bnode *n, struct bdir *d)
     for (size_t i = first; r == 0 && i < d->n; i++) {
       lbx_node_buf nb = {0};
       if (lbx_chain_getattr(b->chain, d->v[i].ino, &nb) == 0)
-        d->v[i].type = (unsigned char)IFTODT(lower_type(nb.n.type));
+        d->v[i].type = (unsigned char)IFTODT(bx_lower_type(nb.n.type));
       lbx_node_buf_clear(&nb);
     }
   }
@@ -1161,7 +550,7 @@ box_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   lbx_boxfs *b = B(req);
   struct bdir *d = lbx_xcalloc(1, sizeof *d);
-  int r = list_merged(b, node_of(b, ino), d);
+  int r = list_merged(b, bx_node_of(b, ino), d);
   if (r < 0) {
     free(d);
     return (void)fuse_reply_err(req, -r);
@@ -1212,11 +601,11 @@ box_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info
   (void)datasync;
   (void)fi;
   lbx_boxfs *b = B(req);
-  struct bnode *n = node_of(b, ino);
+  struct bnode *n = bx_node_of(b, ino);
   if (!n->upper)
     return (void)fuse_reply_err(req, 0);
-  _cleanup_free_ char *p = path_of(b, n);
-  _cleanup_close_ int fd = open_beneath(b, p, O_RDONLY | O_DIRECTORY);
+  _cleanup_free_ char *p = bx_path_of(b, n);
+  _cleanup_close_ int fd = bx_open_beneath(b, p, O_RDONLY | O_DIRECTORY);
   fuse_reply_err(req, fd < 0 ? -fd : fsync(fd) < 0 ? errno : 0);
 }
 
@@ -1227,9 +616,9 @@ static void
 detach(lbx_boxfs *b, struct bnode *parent, const char *name)
 {
   pthread_mutex_lock(&b->mu);
-  struct bnode *n = table_find(b, parent, name);
+  struct bnode *n = bx_table_find(b, parent, name);
   if (n) {
-    table_remove(b, n);
+    bx_table_remove(b, n);
     /* keep it alive for the kernel's references, out of the table */
     free(n->name);
     n->name = lbx_xstrdup("");
@@ -1255,7 +644,7 @@ static int
 remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
 {
   struct found f;
-  int r = resolve(b, parent, name, &f);
+  int r = bx_resolve(b, parent, name, &f);
   if (r < 0)
     return r;
   mode_t type = f.upper ? f.utype : f.ltype;
@@ -1264,24 +653,24 @@ remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
   if (!dir && type == S_IFDIR)
     return -EISDIR;
   if (dir) {
-    struct bnode *n = node_for(b, parent, name, &f);
+    struct bnode *n = bx_node_for(b, parent, name, &f);
     struct bdir d;
     r = list_merged(b, n, &d);
     size_t count = d.n;
     if (r == 0)
       bdir_free(&d);
     pthread_mutex_lock(&b->mu);
-    unref_locked(b, n, 1);
+    bx_unref_locked(b, n, 1);
     pthread_mutex_unlock(&b->mu);
     if (r < 0)
       return r;
     if (count)
       return -ENOTEMPTY;
   }
-  r = copy_up(b, parent);
+  r = bx_copy_up(b, parent);
   if (r < 0)
     return r;
-  _cleanup_close_ int dfd = upper_dir(b, parent);
+  _cleanup_close_ int dfd = bx_upper_dir(b, parent);
   if (dfd < 0)
     return dfd;
   if (f.upper) {
@@ -1293,7 +682,7 @@ remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
         _cleanup_closedir_ DIR *dd = sub2 >= 0 ? fdopendir(sub2) : NULL;
         struct dirent *de;
         while (dd && (de = readdir(dd)))
-          if (is_reserved(de->d_name))
+          if (bx_is_reserved(de->d_name))
             unlinkat(sub, de->d_name, 0);
       }
     }
@@ -1310,14 +699,14 @@ static void
 box_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
   lbx_boxfs *b = B(req);
-  fuse_reply_err(req, -remove_name(b, node_of(b, parent), name, false));
+  fuse_reply_err(req, -remove_name(b, bx_node_of(b, parent), name, false));
 }
 
 static void
 box_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
   lbx_boxfs *b = B(req);
-  fuse_reply_err(req, -remove_name(b, node_of(b, parent), name, true));
+  fuse_reply_err(req, -remove_name(b, bx_node_of(b, parent), name, true));
 }
 
 static void
@@ -1325,16 +714,16 @@ box_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
            const char *newname, unsigned int flags)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *p = node_of(b, parent), *np = node_of(b, newparent);
-  if (is_reserved(newname))
+  struct bnode *p = bx_node_of(b, parent), *np = bx_node_of(b, newparent);
+  if (bx_is_reserved(newname))
     return (void)fuse_reply_err(req, EPERM);
   if (flags & ~RENAME_NOREPLACE)
     return (void)fuse_reply_err(req, EINVAL); /* RENAME_EXCHANGE: not yet */
   struct found src, dst;
-  int r = resolve(b, p, name, &src);
+  int r = bx_resolve(b, p, name, &src);
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
-  int dr = resolve(b, np, newname, &dst);
+  int dr = bx_resolve(b, np, newname, &dst);
   bool dst_exists = dr == 0;
   if (dst_exists && (flags & RENAME_NOREPLACE))
     return (void)fuse_reply_err(req, EEXIST);
@@ -1353,15 +742,15 @@ box_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
     if ((r = remove_name(b, np, newname, dtype == S_IFDIR)) < 0)
       return (void)fuse_reply_err(req, -r);
   }
-  struct bnode *n = node_for(b, p, name, &src);
-  r = copy_up(b, n);
+  struct bnode *n = bx_node_for(b, p, name, &src);
+  r = bx_copy_up(b, n);
   pthread_mutex_lock(&b->mu);
-  unref_locked(b, n, 1);
+  bx_unref_locked(b, n, 1);
   pthread_mutex_unlock(&b->mu);
-  if (r < 0 || (r = copy_up(b, np)) < 0)
+  if (r < 0 || (r = bx_copy_up(b, np)) < 0)
     return (void)fuse_reply_err(req, -r);
-  _cleanup_close_ int sfd = upper_dir(b, p);
-  _cleanup_close_ int dfd = upper_dir(b, np);
+  _cleanup_close_ int sfd = bx_upper_dir(b, p);
+  _cleanup_close_ int dfd = bx_upper_dir(b, np);
   if (sfd < 0 || dfd < 0)
     return (void)fuse_reply_err(req, EIO);
   _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", newname);
@@ -1381,9 +770,9 @@ box_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
   /* the node moves with its name; whatever the table had at the target goes */
   detach(b, np, newname);
   pthread_mutex_lock(&b->mu);
-  struct bnode *moved = table_find(b, p, name);
+  struct bnode *moved = bx_table_find(b, p, name);
   if (moved) {
-    table_remove(b, moved);
+    bx_table_remove(b, moved);
     np->refs++;
     struct bnode *old = moved->parent;
     moved->parent = np;
@@ -1391,8 +780,8 @@ box_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
     moved->name = lbx_xstrdup(newname);
     moved->upper = true;
     moved->lower = 0;
-    table_insert(b, moved);
-    unref_locked(b, old, 1);
+    bx_table_insert(b, moved);
+    bx_unref_locked(b, old, 1);
   }
   pthread_mutex_unlock(&b->mu);
   fuse_reply_err(req, 0);
@@ -1402,11 +791,11 @@ static void
 box_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *n = node_of(b, ino), *np = node_of(b, newparent);
+  struct bnode *n = bx_node_of(b, ino), *np = bx_node_of(b, newparent);
   bool wh;
   int sdfd = -1;
   _cleanup_free_ char *sname = NULL;
-  int r = upper_at(b, n, &sdfd, &sname);
+  int r = bx_upper_at(b, n, &sdfd, &sname);
   _cleanup_close_ int sguard = sdfd;
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
@@ -1435,7 +824,7 @@ static void
 box_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *n = node_of(b, ino);
+  struct bnode *n = bx_node_of(b, ino);
   if (strcmp(name, OVERRIDE_XATTR) == 0)
     return (void)fuse_reply_err(req, ENODATA);
   if (!n->upper) {
@@ -1460,8 +849,8 @@ box_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     lbx_node_buf_clear(&nb);
     return (void)fuse_reply_err(req, ENODATA);
   }
-  _cleanup_free_ char *p = path_of(b, n);
-  _cleanup_close_ int fd = open_beneath(b, p, O_PATH);
+  _cleanup_free_ char *p = bx_path_of(b, n);
+  _cleanup_close_ int fd = bx_open_beneath(b, p, O_PATH);
   if (fd < 0)
     return (void)fuse_reply_err(req, -fd);
   char proc[64];
@@ -1479,7 +868,7 @@ static void
 box_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
   lbx_boxfs *b = B(req);
-  struct bnode *n = node_of(b, ino);
+  struct bnode *n = bx_node_of(b, ino);
   _cleanup_free_ char *list = NULL;
   size_t total = 0;
   if (!n->upper) {
@@ -1498,8 +887,8 @@ box_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     }
     lbx_node_buf_clear(&nb);
   } else {
-    _cleanup_free_ char *p = path_of(b, n);
-    _cleanup_close_ int fd = open_beneath(b, p, O_PATH);
+    _cleanup_free_ char *p = bx_path_of(b, n);
+    _cleanup_close_ int fd = bx_open_beneath(b, p, O_PATH);
     if (fd < 0)
       return (void)fuse_reply_err(req, -fd);
     char proc[64];
@@ -1535,12 +924,12 @@ box_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value
   lbx_boxfs *b = B(req);
   if (strcmp(name, OVERRIDE_XATTR) == 0)
     return (void)fuse_reply_err(req, EPERM);
-  struct bnode *n = node_of(b, ino);
-  int r = copy_up(b, n);
+  struct bnode *n = bx_node_of(b, ino);
+  int r = bx_copy_up(b, n);
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
-  _cleanup_free_ char *p = path_of(b, n);
-  _cleanup_close_ int fd = open_beneath(b, p, O_PATH);
+  _cleanup_free_ char *p = bx_path_of(b, n);
+  _cleanup_close_ int fd = bx_open_beneath(b, p, O_PATH);
   if (fd < 0)
     return (void)fuse_reply_err(req, -fd);
   char proc[64];
@@ -1554,12 +943,12 @@ box_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
   lbx_boxfs *b = B(req);
   if (strcmp(name, OVERRIDE_XATTR) == 0)
     return (void)fuse_reply_err(req, EPERM);
-  struct bnode *n = node_of(b, ino);
-  int r = copy_up(b, n);
+  struct bnode *n = bx_node_of(b, ino);
+  int r = bx_copy_up(b, n);
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
-  _cleanup_free_ char *p = path_of(b, n);
-  _cleanup_close_ int fd = open_beneath(b, p, O_PATH);
+  _cleanup_free_ char *p = bx_path_of(b, n);
+  _cleanup_close_ int fd = bx_open_beneath(b, p, O_PATH);
   if (fd < 0)
     return (void)fuse_reply_err(req, -fd);
   char proc[64];
@@ -1626,7 +1015,7 @@ lbx_boxfs_mount(const lbx_boxfs_opts *o, lbx_boxfs **out, lbx_err **err)
     lbx_boxfs_free(b);
     return -1;
   }
-  b->root->opaque = is_opaque(b->upperfd, ".");
+  b->root->opaque = bx_is_opaque(b->upperfd, ".");
   /* default_permissions: the kernel checks the box's users against the
    * modes and owners we report, overrides included */
   _cleanup_free_ char *opts = lbx_xasprintf("default_permissions,fsname=%s,subtype=lazybox%s",
