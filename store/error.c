@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+static int set(lbx_err **err, int code, const char *suffix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static int
 set(lbx_err **err, int code, const char *suffix, const char *fmt, va_list ap)
 {
