@@ -26,6 +26,7 @@ typedef struct lbx_cmd {
 extern const lbx_cmd lbx_image_cmds[];
 extern const lbx_cmd lbx_pull_cmds[];  /* cmd-pull.c: pull, login, logout */
 extern const lbx_cmd lbx_mount_cmds[]; /* cmd-mount.c: mount, umount */
+extern const lbx_cmd lbx_box_cmds[];   /* cmd-box.c: create, ps, rm, diff */
 extern const lbx_cmd lbx_system_cmds[];
 
 /* Opens the store under cli->root (once). */

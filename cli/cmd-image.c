@@ -421,6 +421,37 @@ rmi_opt(void *ctx, int opt, char *arg)
   return 0;
 }
 
+/* rmi -f: the image's boxes go with it, as in Podman (not mounted ones). */
+static int
+remove_boxes_of(lbx_store *s, const char *id, lbx_err **err)
+{
+  lbx_box_row *rows;
+  size_t n;
+  if (lbx_store_boxes(s, &rows, &n, err) < 0)
+    return -1;
+  lbx_mount_ent *m = NULL;
+  size_t nm = 0;
+  lbx_mounts_list(&m, &nm);
+  int r = 0;
+  for (size_t i = 0; i < n && r == 0; i++) {
+    if (strcmp(rows[i].image, id) != 0)
+      continue;
+    _cleanup_free_ char *src = lbx_xasprintf("box:%s", rows[i].id);
+    for (size_t k = 0; k < nm && r == 0; k++)
+      if (strcmp(m[k].image, src) == 0)
+        r = lbx_error(err, EBUSY,
+                      "box %s of image %.12s is mounted at %s: run lazybox umount first",
+                      rows[i].name, id, m[k].dir);
+    if (r == 0 && lbx_store_box_delete(s, rows[i].id, err) < 0)
+      r = -1;
+  }
+  lbx_mounts_free(m, nm);
+  for (size_t i = 0; i < n; i++)
+    lbx_box_row_clear(&rows[i]);
+  free(rows);
+  return r;
+}
+
 /* Removes the image itself: every name, then the row. */
 static int
 remove_image(lbx_store *s, const char *id, char **names, bool force, lbx_err **err)
@@ -444,6 +475,8 @@ remove_image(lbx_store *s, const char *id, char **names, bool force, lbx_err **e
     return lbx_error(err, EBUSY,
                      "image %.12s is used by box %s%s: remove the box%s first, or use rmi -f", id,
                      box ? box : "?", users > 1 ? " and others" : "", users > 1 ? "es" : "");
+  if (users > 0 && remove_boxes_of(s, id, err) < 0)
+    return -1;
   for (char **p = names; p && *p; p++) {
     if (lbx_store_untag(s, *p, err) < 0)
       return -1;
@@ -610,6 +643,6 @@ const lbx_cmd lbx_image_cmds[] = {
      "Options:\n"
      "  -a, --all     remove every image\n"
      "  -f, --force   remove an image with several names by ID, or one that\n"
-     "                boxes use (the boxes are removed with it)\n"},
+     "                boxes use (the boxes, if not mounted, are removed with it)\n"},
     {0},
 };

@@ -44,8 +44,15 @@ list_mounts(lbx_cli *cli, lbx_err **err)
     lbx_mounts_free(m, n);
     return 125;
   }
-  printf("%-12s  %-40s  %s\n", "IMAGE ID", "NAME", "MOUNTPOINT");
+  printf("%-12s  %-40s  %s\n", "ID", "NAME", "MOUNTPOINT");
   for (size_t i = 0; i < n; i++) {
+    if (strncmp(m[i].image, "box:", 4) == 0) {
+      lbx_box_row box = {0};
+      bool known = lbx_store_box_find(s, m[i].image + 4, &box) > 0;
+      printf("%-12.12s  %-40s  %s\n", m[i].image + 4, known ? box.name : "<removed box>", m[i].dir);
+      lbx_box_row_clear(&box);
+      continue;
+    }
     lbx_image_row row = {0};
     const char *name = "<none>";
     if (lbx_store_image_get(s, m[i].image, &row, NULL, NULL, NULL) == 0 && row.names &&
@@ -95,6 +102,36 @@ to_devnull(void)
   }
 }
 
+/* The daemon of either kind: an image (read-only) or a box (read-write). */
+struct daemon {
+  bool box;
+  lbx_fs_opts fo;
+  lbx_boxfs_opts bo;
+  lbx_fs *fs;
+  lbx_boxfs *b;
+};
+
+static int
+daemon_mount(struct daemon *d, lbx_err **err)
+{
+  return d->box ? lbx_boxfs_mount(&d->bo, &d->b, err) : lbx_fs_mount(&d->fo, &d->fs, err);
+}
+
+static int
+daemon_serve(struct daemon *d, lbx_err **err)
+{
+  return d->box ? lbx_boxfs_serve(d->b, err) : lbx_fs_serve(d->fs, err);
+}
+
+static void
+daemon_free(struct daemon *d)
+{
+  lbx_boxfs_free(d->b);
+  lbx_fs_free(d->fs);
+  d->b = NULL;
+  d->fs = NULL;
+}
+
 static int
 mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
@@ -112,41 +149,66 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
+  /* a box by name or ID first (read-write), else an image (read-only) */
+  struct daemon d = {0};
+  _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+  int found = lbx_store_box_find(s, argv[first], &box);
+  if (found == -EEXIST)
+    return lbx_error(err, EEXIST, "mount: box ID \"%s\" is ambiguous", argv[first]), 125;
+  d.box = found > 0;
   char id[LBX_DIGEST_HEX];
   _cleanup_(lbx_image_row_clear) lbx_image_row row = {0};
-  if (lbx_image_resolve(s, argv[first], id, err) < 0 ||
-      lbx_store_image_get(s, id, &row, NULL, NULL, err) < 0)
+  if (d.box)
+    snprintf(id, sizeof id, "%s", box.image);
+  else if (lbx_image_resolve(s, argv[first], id, err) < 0)
     return 125;
+  if (lbx_store_image_get(s, id, &row, NULL, NULL, err) < 0)
+    return 125;
+  _cleanup_free_ char *fsname = d.box ? lbx_xasprintf("box:%s", box.id) : lbx_xstrdup(id);
   bool by_default = argc - first == 1;
   _cleanup_free_ char *dir =
-      by_default ? default_mountpoint(id, err) : realpath(argv[first + 1], NULL);
+      by_default ? default_mountpoint(d.box ? box.id : id, err) : realpath(argv[first + 1], NULL);
   if (!dir) {
     if (!by_default)
       lbx_error_errno(err, errno, "mount point %s", argv[first + 1]);
     return 125;
   }
-  /* mounted there already: say where, as `podman image mount` does */
+  /* mounted there already: say where, as `podman mount` does */
   lbx_mount_ent *m;
   size_t n;
   if (lbx_mounts_list(&m, &n) == 0) {
-    bool found = false;
-    for (size_t i = 0; i < n && !found; i++)
-      found = strcmp(m[i].dir, dir) == 0;
+    bool here = false;
+    for (size_t i = 0; i < n && !here; i++)
+      here = strcmp(m[i].dir, dir) == 0;
     lbx_mounts_free(m, n);
-    if (found) {
+    if (here) {
       printf("%s\n", dir);
       return 0;
     }
   }
 
-  lbx_fs_opts fo = {
+  _cleanup_free_ char *bdir = d.box ? lbx_store_box_dir(s, box.id) : NULL;
+  _cleanup_free_ char *upper = d.box ? lbx_xasprintf("%s/upper", bdir) : NULL;
+  _cleanup_free_ char *work = d.box ? lbx_xasprintf("%s/work", bdir) : NULL;
+  d.fo = (lbx_fs_opts){
       .store_root = cli->root,
       .chain_id = row.chain_id,
-      .fsname = id,
+      .fsname = fsname,
       .mountpoint = dir,
       .total_bytes = row.size,
       .allow_other = o.allow_other,
       .debug = o.debug,
+  };
+  d.bo = (lbx_boxfs_opts){
+      .store_root = cli->root,
+      .chain_id = row.chain_id,
+      .fsname = fsname,
+      .mountpoint = dir,
+      .upper = upper,
+      .work = work,
+      .allow_other = o.allow_other,
+      .debug = o.debug,
+      .map_root = geteuid() != 0,
   };
   /* the daemon opens its own read-only store: no SQLite handle crosses fork */
   lbx_store_close(cli->store);
@@ -154,13 +216,12 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 
   if (o.debug) {
     /* foreground, every operation logged by libfuse on stderr */
-    lbx_fs *fs;
-    if (lbx_fs_mount(&fo, &fs, err) < 0)
+    if (daemon_mount(&d, err) < 0)
       return 125;
     printf("%s\n", dir);
     fflush(stdout);
-    rc = lbx_fs_serve(fs, err) < 0 ? 125 : 0;
-    lbx_fs_free(fs);
+    rc = daemon_serve(&d, err) < 0 ? 125 : 0;
+    daemon_free(&d);
     if (by_default)
       rmdir(dir);
     return rc;
@@ -175,15 +236,14 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error_errno(err, errno, "fork"), 125;
   if (pid == 0) {
     close(p[0]);
-    lbx_fs *fs;
     lbx_err *e = NULL;
-    if (lbx_fs_mount(&fo, &fs, &e) < 0) {
+    if (daemon_mount(&d, &e) < 0) {
       if (write(p[1], e->msg, strlen(e->msg)) < 0)
         _exit(2);
       _exit(1);
     }
     if (write(p[1], "", 1) < 0) {
-      lbx_fs_free(fs);
+      daemon_free(&d);
       _exit(1);
     }
     close(p[1]);
@@ -193,8 +253,8 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       _exit(1);
     to_devnull();
     signal(SIGHUP, SIG_IGN);
-    int r = lbx_fs_serve(fs, &e);
-    lbx_fs_free(fs);
+    int r = daemon_serve(&d, &e);
+    daemon_free(&d);
     if (by_default)
       rmdir(dir);
     _exit(r < 0 ? 1 : 0);
@@ -219,6 +279,13 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error_errno(err, errno, "mount %s does not answer", dir), 125;
   printf("%s\n", dir);
   return 0;
+}
+
+/* a mount's source is an image ID or "box:<box ID>" */
+static const char *
+shown_id(const char *source)
+{
+  return strncmp(source, "box:", 4) == 0 ? source + 4 : source;
 }
 
 static int
@@ -276,7 +343,7 @@ umount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     if (unmount_dir(m[i].dir, err) < 0)
       rc = 125;
     else
-      printf("%s\n", m[i].image);
+      printf("%s\n", shown_id(m[i].image));
   }
   for (int a = first; a < argc && rc == 0; a++) {
     _cleanup_free_ char *real = realpath(argv[a], NULL);
@@ -286,15 +353,19 @@ umount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
         if (unmount_dir(m[i].dir, err) < 0)
           rc = 125;
         else
-          printf("%s\n", m[i].image);
+          printf("%s\n", shown_id(m[i].image));
         done = true;
       }
     }
     if (done)
       continue;
     lbx_store *s = lbx_cli_store(cli, err);
-    char id[LBX_DIGEST_HEX];
-    if (!s || lbx_image_resolve(s, argv[a], id, err) < 0) {
+    char id[LBX_DIGEST_HEX + 4];
+    lbx_box_row box = {0};
+    if (s && lbx_store_box_find(s, argv[a], &box) > 0) {
+      snprintf(id, sizeof id, "box:%s", box.id);
+      lbx_box_row_clear(&box);
+    } else if (!s || lbx_image_resolve(s, argv[a], id, err) < 0) {
       rc = 125;
       break;
     }
@@ -306,32 +377,35 @@ umount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       done = true;
     }
     if (rc == 0 && !done) {
-      lbx_error(err, ENOENT, "umount: image %s is not mounted", argv[a]);
+      lbx_error(err, ENOENT, "umount: %s is not mounted", argv[a]);
       rc = 125;
     } else if (rc == 0)
-      printf("%s\n", id);
+      printf("%s\n", strncmp(id, "box:", 4) == 0 ? id + 4 : id);
   }
   lbx_mounts_free(m, n);
   return rc;
 }
 
 const lbx_cmd lbx_mount_cmds[] = {
-    {"mount", mount_run, "Mount an image read-only, or list mounts",
-     "Usage: lazybox mount [OPTIONS] [IMAGE [DIR]]\n"
+    {"mount", mount_run, "Mount a box (read-write) or an image (read-only), or list mounts",
+     "Usage: lazybox mount [OPTIONS] [BOX|IMAGE [DIR]]\n"
      "\n"
-     "Show IMAGE as a read-only directory and print where. Without DIR the mount\n"
-     "point is $XDG_RUNTIME_DIR/lazybox/mounts/<ID> (/run/lazybox/mounts as root).\n"
-     "No root needed: a daemon process serves the mount until `lazybox umount`;\n"
-     "only the mounting user sees it. Without IMAGE, list the mounts.\n"
+     "Show a box's root read-write (its image under its own upper dir), or an\n"
+     "IMAGE read-only, as a directory and print where. A name is looked up as a\n"
+     "box first. Without DIR the mount point is $XDG_RUNTIME_DIR/lazybox/mounts/<ID>\n"
+     "(/run/lazybox/mounts as root). No root needed: a daemon process serves the\n"
+     "mount until `lazybox umount`; only the mounting user sees it, and in a\n"
+     "rootless box mount the box's root user shows as that user. Without an\n"
+     "argument, list the mounts.\n"
      "\n"
      "Options:\n"
      "      --allow-other   let other users see the mount (needs user_allow_other\n"
      "                      in /etc/fuse.conf when not root)\n"
      "      --debug         stay in the foreground and log every FUSE operation\n"},
-    {"umount", umount_run, "Unmount images",
-     "Usage: lazybox umount [OPTIONS] IMAGE|DIR [IMAGE|DIR...]\n"
+    {"umount", umount_run, "Unmount boxes and images",
+     "Usage: lazybox umount [OPTIONS] BOX|IMAGE|DIR [BOX|IMAGE|DIR...]\n"
      "\n"
-     "Unmount an image's mounts, or the mount at DIR; prints the image ID.\n"
+     "Unmount a box's or an image's mounts, or the mount at DIR; prints the ID.\n"
      "\n"
      "Options:\n"
      "  -a, --all   unmount every lazybox mount\n"},

@@ -21,7 +21,7 @@ static const char global_help[] =
     "\n"
     "Commands:\n";
 
-static const lbx_cmd *const tables[] = {lbx_image_cmds, lbx_pull_cmds, lbx_mount_cmds,
+static const lbx_cmd *const tables[] = {lbx_image_cmds, lbx_pull_cmds, lbx_box_cmds, lbx_mount_cmds,
                                         lbx_system_cmds};
 
 static const lbx_cmd *
@@ -95,8 +95,12 @@ lbx_parse_opts(const lbx_cmd *cmd, int argc, char **argv, const char *shortopts,
   if (n)
     memcpy(all, longopts, n * sizeof *all);
   all[n] = (struct option){"help", no_argument, NULL, 'h'};
-  /* options may follow operands, as Podman's (cobra) commands allow */
-  _cleanup_free_ char *so = lbx_xasprintf(":h%s", shortopts ? shortopts : "");
+  /* options may follow operands, as Podman's (cobra) commands allow, unless
+   * shortopts starts with "+": then the first operand ends the options (what
+   * follows an image is the box's command line) */
+  bool stop = shortopts && shortopts[0] == '+';
+  _cleanup_free_ char *so =
+      lbx_xasprintf("%s:h%s", stop ? "+" : "", shortopts ? shortopts + stop : "");
   optind = 0; /* 0, not 1: glibc then resets its permutation state too */
   opterr = 0;
   int c;

@@ -52,7 +52,34 @@ struct lbx_boxfs {
   size_t cap, count;
   uint64_t tmpseq;
   bool mounted;
+  /* A mount on the host by a user who is not root (no user namespace in
+   * between): the box's root shows as that user, as it would inside the
+   * box's namespace where the user is root. */
+  bool map_root;
+  uint32_t host_uid, host_gid;
 };
+
+/* box id <-> what the kernel hands us and shows (see map_root) */
+static inline uint32_t
+bx_uid_out(const lbx_boxfs *b, uint32_t uid)
+{
+  return b->map_root && uid == 0 ? b->host_uid : uid;
+}
+static inline uint32_t
+bx_gid_out(const lbx_boxfs *b, uint32_t gid)
+{
+  return b->map_root && gid == 0 ? b->host_gid : gid;
+}
+static inline uint32_t
+bx_uid_in(const lbx_boxfs *b, uint32_t uid)
+{
+  return b->map_root && uid == b->host_uid ? 0 : uid;
+}
+static inline uint32_t
+bx_gid_in(const lbx_boxfs *b, uint32_t gid)
+{
+  return b->map_root && gid == b->host_gid ? 0 : gid;
+}
 
 struct override {
   bool set;

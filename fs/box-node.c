@@ -253,6 +253,8 @@ bx_node_stat(lbx_boxfs *b, struct bnode *n, struct stat *st, double *timeout)
     if (S_ISDIR(st->st_mode))
       st->st_nlink = 2;
     st->st_ino = n->st_ino;
+    st->st_uid = bx_uid_out(b, st->st_uid);
+    st->st_gid = bx_gid_out(b, st->st_gid);
     *timeout = UPPER_TIMEOUT;
     return 0;
   }
@@ -262,6 +264,8 @@ bx_node_stat(lbx_boxfs *b, struct bnode *n, struct stat *st, double *timeout)
     return r;
   bx_lower_stat(&nb.n, st);
   lbx_node_buf_clear(&nb);
+  st->st_uid = bx_uid_out(b, st->st_uid);
+  st->st_gid = bx_gid_out(b, st->st_gid);
   *timeout = LOWER_TIMEOUT;
   return 0;
 }

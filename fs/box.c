@@ -122,8 +122,8 @@ box_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     return (void)fuse_reply_err(req, -r);
   if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
     r = bx_update_override(dfd, name, to_set & FUSE_SET_ATTR_MODE, attr->st_mode,
-                           to_set & FUSE_SET_ATTR_UID, attr->st_uid, to_set & FUSE_SET_ATTR_GID,
-                           attr->st_gid);
+                           to_set & FUSE_SET_ATTR_UID, bx_uid_in(b, attr->st_uid),
+                           to_set & FUSE_SET_ATTR_GID, bx_gid_in(b, attr->st_gid));
     if (r < 0)
       return (void)fuse_reply_err(req, -r);
   }
@@ -247,7 +247,8 @@ box_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     return (void)fuse_reply_err(req, errno);
   const struct fuse_ctx *ctx = fuse_req_ctx(req);
   _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  int r = fd < 0 ? -errno : bx_write_override_fd(fd, ctx->uid, ctx->gid, mode);
+  int r = fd < 0 ? -errno
+                 : bx_write_override_fd(fd, bx_uid_in(b, ctx->uid), bx_gid_in(b, ctx->gid), mode);
   /* a lower directory of this name was deleted: its children stay hidden */
   if (r == 0 && wh) {
     int m = openat(fd, WH_OPAQUE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -308,7 +309,7 @@ box_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
   if (fd < 0)
     return (void)fuse_reply_err(req, errno);
   const struct fuse_ctx *ctx = fuse_req_ctx(req);
-  int r = bx_write_override_fd(fd, ctx->uid, ctx->gid, mode);
+  int r = bx_write_override_fd(fd, bx_uid_in(b, ctx->uid), bx_gid_in(b, ctx->gid), mode);
   if (r < 0) {
     close(fd);
     return (void)fuse_reply_err(req, -r);
@@ -1016,6 +1017,9 @@ lbx_boxfs_mount(const lbx_boxfs_opts *o, lbx_boxfs **out, lbx_err **err)
     return -1;
   }
   b->root->opaque = bx_is_opaque(b->upperfd, ".");
+  b->map_root = o->map_root;
+  b->host_uid = (uint32_t)getuid();
+  b->host_gid = (uint32_t)getgid();
   /* default_permissions: the kernel checks the box's users against the
    * modes and owners we report, overrides included */
   _cleanup_free_ char *opts = lbx_xasprintf("default_permissions,fsname=%s,subtype=lazybox%s",

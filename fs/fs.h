@@ -40,6 +40,7 @@ typedef struct lbx_boxfs_opts {
   const char *work;
   bool allow_other;
   bool debug;
+  bool map_root; /* show the box's root as the mounting user (host mounts by non-root) */
 } lbx_boxfs_opts;
 
 typedef struct lbx_boxfs lbx_boxfs;

@@ -105,6 +105,8 @@ static const char *const migrations[] = {
     "  image TEXT NOT NULL,"
     "  created INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX boxes_image ON boxes(image);",
+    /* 2: what a box runs, as JSON (create's command; the launcher's config) */
+    "ALTER TABLE boxes ADD COLUMN config TEXT NOT NULL DEFAULT '{}';",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {

@@ -220,7 +220,28 @@ uint64_t lbx_chain_nodes(const lbx_chain *c);
 int lbx_store_blob_open(lbx_store *s, const uint8_t digest[LBX_DIGEST_LEN], int *fd, void **data,
                         size_t *len);
 
-/* ---- boxes (rows only; the launcher owns their lifecycle) ---- */
-/* Present so rmi can refuse to remove an image a box uses. */
+/* ---- boxes ---- */
+
+typedef struct lbx_box_row {
+  char id[LBX_DIGEST_HEX];
+  char *name;
+  char image[LBX_DIGEST_HEX];
+  int64_t created_ns;
+  char *config; /* JSON: what the box runs (the launcher's business) */
+} lbx_box_row;
+void lbx_box_row_clear(lbx_box_row *r);
+
+/* Makes boxes/<id>/{upper,work} and the box's row, in that order (a crash
+ * leaves at most an unused directory). -1 with *err: a name in use
+ * (EEXIST), the image gone (ENOENT), ... */
+int lbx_store_box_add(lbx_store *s, const char *id, const char *name, const char *image,
+                      const char *config, lbx_err **err);
+/* By name, full ID or unique ID prefix: 1 found, 0 absent, -EEXIST ambiguous. */
+int lbx_store_box_find(lbx_store *s, const char *key, lbx_box_row *out);
+int lbx_store_boxes(lbx_store *s, lbx_box_row **rows, size_t *n, lbx_err **err);
+/* Removes the row, then the box's directory. */
+int lbx_store_box_delete(lbx_store *s, const char *id, lbx_err **err);
+/* root/boxes/<id> (newly allocated). */
+char *lbx_store_box_dir(const lbx_store *s, const char *id);
 
 #endif

@@ -1,0 +1,456 @@
+/* Boxes without the launcher yet: create, ps, rm, diff. A box is a row and
+ * an empty upper dir over its image; `lazybox mount BOX` shows its root. */
+#include "cli.h"
+#include "mounts.h"
+#include "pull.h"
+#include "ref.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+
+/* ---- create ---- */
+
+struct create_opts {
+  const char *name;
+  const char *pull;
+  bool tls_verify_off;
+};
+
+static int
+create_opt(void *ctx, int opt, char *arg)
+{
+  struct create_opts *o = ctx;
+  if (opt == 'n')
+    o->name = arg;
+  else if (opt == 'p')
+    o->pull = arg;
+  else if (opt == 'T')
+    o->tls_verify_off = strcmp(arg, "false") == 0;
+  return 0;
+}
+
+static bool
+valid_name(const char *n)
+{
+  /* as Podman: [a-zA-Z0-9][a-zA-Z0-9_.-]* */
+  if (!((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') ||
+        (n[0] >= '0' && n[0] <= '9')))
+    return false;
+  return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+         strlen(n);
+}
+
+static int
+create_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                       {"pull", required_argument, NULL, 'p'},
+                                       {"tls-verify", required_argument, NULL, 'T'},
+                                       {0}};
+  struct create_opts o = {.pull = "missing"};
+  int rc;
+  /* "+": what follows the image is the box's command, options included */
+  int first = lbx_parse_opts(&lbx_box_cmds[0], argc, argv, "+", opts, create_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first >= argc)
+    return lbx_error(err, EINVAL, "create: name an image"), 125;
+  if (strcmp(o.pull, "missing") != 0 && strcmp(o.pull, "always") != 0 &&
+      strcmp(o.pull, "never") != 0)
+    return lbx_error(err, EINVAL, "create: --pull \"%s\": use always, missing or never", o.pull),
+           125;
+  if (o.name && !valid_name(o.name))
+    return lbx_error(err, EINVAL, "create: box name \"%s\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*",
+                     o.name),
+           125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  char image[LBX_DIGEST_HEX];
+  lbx_err *miss = NULL;
+  bool have = strcmp(o.pull, "always") != 0 && lbx_image_resolve(s, argv[first], image, &miss) == 0;
+  if (!have && strcmp(o.pull, "never") == 0) {
+    *err = miss;
+    return 125;
+  }
+  lbx_error_free(miss);
+  if (!have) {
+    lbx_pull_opts po = {0};
+    po.reg.insecure = o.tls_verify_off;
+    char *pulled = NULL;
+    if (lbx_pull(s, argv[first], &po, image, &pulled, err) < 0)
+      return 125;
+    free(pulled);
+  }
+  uint8_t rnd[LBX_DIGEST_LEN];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+    return lbx_error_errno(err, errno, "create: random box ID"), 125;
+  char id[LBX_DIGEST_HEX];
+  lbx_hex(rnd, sizeof rnd, id);
+  _cleanup_free_ char *name = o.name ? lbx_xstrdup(o.name) : lbx_xasprintf("box_%.12s", id);
+  _cleanup_json_ json_t *cmd = json_array();
+  for (int i = first + 1; i < argc; i++)
+    json_array_append_new(cmd, json_string(argv[i]));
+  _cleanup_json_ json_t *config = json_pack("{s:s, s:O}", "ImageName", argv[first], "Cmd", cmd);
+  _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
+  if (lbx_store_box_add(s, id, name, image, text, err) < 0)
+    return 125;
+  printf("%s\n", id);
+  return 0;
+}
+
+/* ---- ps ---- */
+
+struct ps_opts {
+  bool all, quiet, no_trunc;
+  const char *format;
+};
+
+static int
+ps_opt(void *ctx, int opt, char *arg)
+{
+  struct ps_opts *o = ctx;
+  if (opt == 'a')
+    o->all = true;
+  else if (opt == 'q')
+    o->quiet = true;
+  else if (opt == 'N')
+    o->no_trunc = true;
+  else if (opt == 'f')
+    o->format = arg;
+  return 0;
+}
+
+static char *
+image_name(lbx_store *s, const char *id)
+{
+  lbx_image_row row = {0};
+  char *name = NULL;
+  if (lbx_store_image_get(s, id, &row, NULL, NULL, NULL) == 0 && row.names && row.names[0])
+    name = lbx_xstrdup(row.names[0]);
+  lbx_image_row_clear(&row);
+  return name ? name : lbx_xstrndup(id, 12);
+}
+
+static char *
+command_of(const char *config)
+{
+  _cleanup_json_ json_t *c = json_loads(config, 0, NULL);
+  json_t *cmd = json_object_get(c, "Cmd");
+  size_t i;
+  json_t *v;
+  size_t len = 0;
+  char *out = lbx_xstrdup("");
+  json_array_foreach(cmd, i, v)
+  {
+    const char *a = json_string_value(v);
+    if (!a)
+      continue;
+    char *next = lbx_xasprintf("%s%s%s", out, len ? " " : "", a);
+    free(out);
+    out = next;
+    len = strlen(out);
+  }
+  return out;
+}
+
+static int
+ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"no-trunc", no_argument, NULL, 'N'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {0}};
+  struct ps_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_box_cmds[1], argc, argv, "aq", opts, ps_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first < argc)
+    return lbx_error(err, EINVAL, "ps: unexpected argument \"%s\"", argv[first]), 125;
+  bool json = lbx_format_is_json(o.format, err);
+  if (*err)
+    return 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  lbx_box_row *rows;
+  size_t n;
+  if (lbx_store_boxes(s, &rows, &n, err) < 0)
+    return 125;
+  /* No box runs yet (the launcher comes later): all are "Created", which
+   * plain `ps` (running boxes only) leaves out, as Podman does. */
+  size_t shown = o.all ? n : 0;
+  _cleanup_json_ json_t *arr = json_array();
+  if (!json && !o.quiet)
+    printf("%-12s  %-30s  %-20s  %-16s  %-10s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
+           "STATUS", "NAMES");
+  for (size_t i = 0; i < shown; i++) {
+    _cleanup_free_ char *img = image_name(s, rows[i].image);
+    _cleanup_free_ char *cmd = command_of(rows[i].config);
+    if (json) {
+      _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
+      json_array_append_new(arr,
+                            json_pack("{s:s, s:[s], s:s, s:s, s:s, s:s, s:s}", "Id", rows[i].id,
+                                      "Names", rows[i].name, "Image", img, "ImageID", rows[i].image,
+                                      "Command", cmd, "CreatedAt", created, "State", "created"));
+    } else if (o.quiet) {
+      printf(o.no_trunc ? "%s\n" : "%.12s\n", rows[i].id);
+    } else {
+      _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
+      printf("%-12.12s  %-30s  %-20.20s  %-16s  %-10s  %s\n", rows[i].id, img, cmd, ago, "Created",
+             rows[i].name);
+    }
+  }
+  if (json) {
+    _cleanup_free_ char *text = json_dumps(arr, JSON_INDENT(4));
+    printf("%s\n", text);
+  }
+  for (size_t i = 0; i < n; i++)
+    lbx_box_row_clear(&rows[i]);
+  free(rows);
+  return 0;
+}
+
+/* ---- rm ---- */
+
+static int
+rm_opt(void *ctx, int opt, char *arg)
+{
+  (void)arg;
+  if (opt == 'f')
+    *(bool *)ctx = true;
+  return 0;
+}
+
+static int
+rm_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, {0}};
+  bool force = false;
+  int rc;
+  int first = lbx_parse_opts(&lbx_box_cmds[2], argc, argv, "f", opts, rm_opt, &force, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first >= argc)
+    return lbx_error(err, EINVAL, "rm: name at least one box"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  lbx_mount_ent *m = NULL;
+  size_t nm = 0;
+  lbx_mounts_list(&m, &nm);
+  rc = 0;
+  for (int a = first; a < argc && rc == 0; a++) {
+    lbx_box_row box = {0};
+    int r = lbx_store_box_find(s, argv[a], &box);
+    if (r <= 0) {
+      /* -f: a box that is not there is no error, as in Podman */
+      if (r == 0 && force)
+        continue;
+      lbx_error(err, r == 0 ? ENOENT : EEXIST, "box %s: %s", argv[a],
+                r == 0 ? "no such box" : "the ID prefix is ambiguous");
+      rc = 125;
+      break;
+    }
+    _cleanup_free_ char *src = lbx_xasprintf("box:%s", box.id);
+    for (size_t i = 0; i < nm && rc == 0; i++)
+      if (strcmp(m[i].image, src) == 0) {
+        lbx_error(err, EBUSY, "box %s is mounted at %s: run lazybox umount first", box.name,
+                  m[i].dir);
+        rc = 125;
+      }
+    if (rc == 0 && lbx_store_box_delete(s, box.id, err) < 0)
+      rc = 125;
+    if (rc == 0)
+      printf("%s\n", box.id);
+    lbx_box_row_clear(&box);
+  }
+  lbx_mounts_free(m, nm);
+  return rc;
+}
+
+/* ---- diff ---- */
+
+struct change {
+  char kind; /* A, C, D */
+  char *path;
+};
+
+struct diff_ctx {
+  lbx_chain *chain;
+  struct change *v;
+  size_t n;
+};
+
+static void
+add_change(struct diff_ctx *d, char kind, char *path)
+{
+  d->v = lbx_xrealloc(d->v, (d->n + 1) * sizeof *d->v);
+  d->v[d->n++] = (struct change){kind, path};
+}
+
+/* Walks the upper dir: whiteouts are deletions, other names changes of a
+ * lower name or additions. lower is the chain inode of this directory in
+ * the image, 0 if the image has none here (or it is hidden by opacity). */
+static int
+walk_upper(struct diff_ctx *d, int dfd, const char *prefix, uint64_t lower)
+{
+  int fd = dup(dfd);
+  DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+  if (!dir) {
+    if (fd >= 0)
+      close(fd);
+    return -errno;
+  }
+  if (faccessat(dfd, ".wh..wh..opq", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+    lower = 0;
+  struct dirent *de;
+  int r = 0;
+  while (r == 0 && (de = readdir(dir))) {
+    const char *name = de->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, ".wh..wh..opq") == 0)
+      continue;
+    if (strncmp(name, ".wh.", 4) == 0) {
+      add_change(d, 'D', lbx_xasprintf("%s/%s", prefix, name + 4));
+      continue;
+    }
+    uint64_t ino = 0;
+    bool in_lower = lower && lbx_chain_lookup(d->chain, lower, name, &ino) == 0;
+    char *path = lbx_xasprintf("%s/%s", prefix, name);
+    add_change(d, in_lower ? 'C' : 'A', path);
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+      int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0)
+        r = -errno;
+      else {
+        lbx_node_buf nb = {0};
+        bool lower_dir =
+            in_lower && lbx_chain_getattr(d->chain, ino, &nb) == 0 && nb.n.type == LBX_T_DIR;
+        lbx_node_buf_clear(&nb);
+        r = walk_upper(d, sub, path, lower_dir ? ino : 0);
+        close(sub);
+      }
+    }
+  }
+  closedir(dir);
+  return r;
+}
+
+static int
+by_path(const void *a, const void *b)
+{
+  return strcmp(((const struct change *)a)->path, ((const struct change *)b)->path);
+}
+
+static int
+diff_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"format", required_argument, NULL, 'f'}, {0}};
+  struct ps_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_box_cmds[3], argc, argv, "", opts, ps_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (argc - first != 1)
+    return lbx_error(err, EINVAL, "diff: name one box"), 125;
+  bool json = lbx_format_is_json(o.format, err);
+  if (*err)
+    return 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+  int r = lbx_store_box_find(s, argv[first], &box);
+  if (r <= 0)
+    return lbx_error(err, ENOENT, "box %s: %s", argv[first],
+                     r == 0 ? "no such box" : "the ID prefix is ambiguous"),
+           125;
+  _cleanup_(lbx_image_row_clear) lbx_image_row row = {0};
+  if (lbx_store_image_get(s, box.image, &row, NULL, NULL, err) < 0)
+    return 125;
+  _cleanup_(lbx_chain_closep) lbx_chain *chain = NULL;
+  if (lbx_chain_open(s, row.chain_id, &chain, err) < 0)
+    return 125;
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, box.id);
+  _cleanup_free_ char *upper = lbx_xasprintf("%s/upper", dir);
+  _cleanup_close_ int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (ufd < 0)
+    return lbx_error_errno(err, errno, "box %s: %s", box.name, upper), 125;
+  struct diff_ctx d = {chain, NULL, 0};
+  r = walk_upper(&d, ufd, "", 1);
+  if (d.n)
+    qsort(d.v, d.n, sizeof *d.v, by_path);
+  _cleanup_json_ json_t *out =
+      json ? json_pack("{s:[], s:[], s:[]}", "added", "changed", "deleted") : NULL;
+  for (size_t i = 0; i < d.n; i++) {
+    if (json) {
+      const char *key = d.v[i].kind == 'A' ? "added" : d.v[i].kind == 'C' ? "changed" : "deleted";
+      json_array_append_new(json_object_get(out, key), json_string(d.v[i].path));
+    } else if (r == 0) {
+      printf("%c %s\n", d.v[i].kind, d.v[i].path);
+    }
+    free(d.v[i].path);
+  }
+  free(d.v);
+  if (r < 0)
+    return lbx_error_errno(err, -r, "box %s: reading %s", box.name, upper), 125;
+  if (json) {
+    _cleanup_free_ char *text = json_dumps(out, JSON_INDENT(4));
+    printf("%s\n", text);
+  }
+  return 0;
+}
+
+const lbx_cmd lbx_box_cmds[] = {
+    {"create", create_run, "Create a box from an image (no files copied)",
+     "Usage: lazybox create [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+     "\n"
+     "Create a box: a row and an empty upper directory over IMAGE, whatever its\n"
+     "size; prints the box ID. Its root can be mounted read-write with\n"
+     "`lazybox mount BOX`. (Running boxes comes with the launcher.)\n"
+     "\n"
+     "Options:\n"
+     "      --name NAME          the box's name (default box_<ID>)\n"
+     "      --pull POLICY        missing (default): pull IMAGE when it is not in\n"
+     "                           the store; always; never\n"
+     "      --tls-verify=false   pull over plain HTTP or without TLS checks\n"},
+    {"ps", ps_run, "List boxes",
+     "Usage: lazybox ps [OPTIONS]\n"
+     "\n"
+     "List boxes: CONTAINER ID IMAGE COMMAND CREATED STATUS NAMES. Without -a\n"
+     "only running boxes are listed (none run yet: boxes are created, then\n"
+     "mounted).\n"
+     "\n"
+     "Options:\n"
+     "  -a, --all            every box\n"
+     "  -q, --quiet          box IDs only\n"
+     "      --no-trunc       full IDs\n"
+     "      --format FORMAT  table (default) or json\n"},
+    {"rm", rm_run, "Remove boxes",
+     "Usage: lazybox rm [OPTIONS] BOX [BOX...]\n"
+     "\n"
+     "Remove boxes (name, ID or ID prefix) and their upper directories; prints\n"
+     "their IDs. A mounted box is refused: unmount it first.\n"
+     "\n"
+     "Options:\n"
+     "  -f, --force   a box that does not exist is not an error\n"},
+    {"diff", diff_run, "List a box's changes to its image",
+     "Usage: lazybox diff [--format json] BOX\n"
+     "\n"
+     "List what the box changed in its image's tree, from its upper directory:\n"
+     "A (added), C (changed) and D (deleted) with the path, sorted by path.\n"
+     "\n"
+     "Options:\n"
+     "      --format FORMAT  table (default) or json (added, changed, deleted)\n"},
+    {0},
+};

@@ -1,0 +1,165 @@
+/* Box rows and directories. A box costs a row and two empty directories,
+ * whatever its image's size: nothing is extracted. */
+#include "store-internal.h"
+
+#include <ftw.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void
+lbx_box_row_clear(lbx_box_row *r)
+{
+  free(r->name);
+  free(r->config);
+  r->name = r->config = NULL;
+}
+
+char *
+lbx_store_box_dir(const lbx_store *s, const char *id)
+{
+  return lbx_xasprintf("%s/boxes/%s", s->root, id);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+  (void)st;
+  (void)ftw;
+  /* read-only dirs the box made must not stop the removal */
+  if (type == FTW_DP)
+    return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+  return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int
+chmod_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+  (void)ftw;
+  if (type == FTW_D || type == FTW_DNR)
+    chmod(path, (st->st_mode & 07777) | 0700);
+  return 0;
+}
+
+static int
+rm_rf(const char *path)
+{
+  nftw(path, chmod_entry, 32, FTW_PHYS);
+  return nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int
+lbx_store_box_add(lbx_store *s, const char *id, const char *name, const char *image,
+                  const char *config, lbx_err **err)
+{
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, id);
+  _cleanup_free_ char *upper = lbx_xasprintf("%s/upper", dir);
+  _cleanup_free_ char *work = lbx_xasprintf("%s/work", dir);
+  int r;
+  if ((r = lbx_mkdir_p(upper, 0700)) < 0 || (r = lbx_mkdir_p(work, 0700)) < 0)
+    return lbx_error_errno(err, -r, "box %s: creating %s", name, dir);
+  /* the upper dir is the box's root: it starts as the image's root does */
+  chmod(upper, 0755);
+  LBX_LOCKED(s);
+  _cleanup_finalize_ sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(
+          s->db,
+          "INSERT INTO boxes(id, name, image, created, config) "
+          "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM images WHERE id = ?3)",
+          -1, &st, NULL) != SQLITE_OK) {
+    rm_rf(dir);
+    return lbx_sql_error(s, err, "preparing");
+  }
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, image, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, lbx_now_ns());
+  sqlite3_bind_text(st, 5, config ? config : "{}", -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE || sqlite3_changes(s->db) != 1) {
+    rm_rf(dir);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+      return lbx_error(err, EEXIST, "the name \"%s\" is already in use by a box", name);
+    if (rc == SQLITE_DONE)
+      return lbx_error(err, ENOENT, "image %.12s is not in the store", image);
+    return lbx_sql_error(s, err, "adding the box");
+  }
+  return 0;
+}
+
+static void
+fill_row(sqlite3_stmt *st, lbx_box_row *r)
+{
+  memset(r, 0, sizeof *r);
+  snprintf(r->id, sizeof r->id, "%s", (const char *)sqlite3_column_text(st, 0));
+  r->name = lbx_xstrdup((const char *)sqlite3_column_text(st, 1));
+  snprintf(r->image, sizeof r->image, "%s", (const char *)sqlite3_column_text(st, 2));
+  r->created_ns = sqlite3_column_int64(st, 3);
+  r->config = lbx_xstrdup((const char *)sqlite3_column_text(st, 4));
+}
+
+int
+lbx_store_box_find(lbx_store *s, const char *key, lbx_box_row *out)
+{
+  LBX_LOCKED(s);
+  _cleanup_finalize_ sqlite3_stmt *st = NULL;
+  /* a name first, then an ID or an ID prefix of at least 3 hex digits */
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT id, name, image, created, config FROM boxes WHERE name = ?1 "
+                         "UNION ALL SELECT id, name, image, created, config FROM boxes "
+                         "WHERE length(?1) >= 3 AND id >= ?1 AND id < ?1 || 'g' AND name <> ?1 "
+                         "LIMIT 2",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -EIO;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE)
+    return 0;
+  if (rc != SQLITE_ROW)
+    return -lbx_sqlite_errno(rc);
+  bool by_name = strcmp((const char *)sqlite3_column_text(st, 1), key) == 0;
+  fill_row(st, out);
+  if (!by_name && sqlite3_step(st) == SQLITE_ROW) {
+    lbx_box_row_clear(out);
+    return -EEXIST;
+  }
+  return 1;
+}
+
+int
+lbx_store_boxes(lbx_store *s, lbx_box_row **rows, size_t *n, lbx_err **err)
+{
+  LBX_LOCKED(s);
+  _cleanup_finalize_ sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT id, name, image, created, config FROM boxes ORDER BY created DESC",
+                         -1, &st, NULL) != SQLITE_OK)
+    return lbx_sql_error(s, err, "listing boxes");
+  lbx_box_row *v = NULL;
+  size_t k = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    v = lbx_xrealloc(v, (k + 1) * sizeof *v);
+    fill_row(st, &v[k++]);
+  }
+  *rows = v;
+  *n = k;
+  return 0;
+}
+
+int
+lbx_store_box_delete(lbx_store *s, const char *id, lbx_err **err)
+{
+  {
+    LBX_LOCKED(s);
+    _cleanup_finalize_ sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM boxes WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+      return lbx_sql_error(s, err, "removing the box");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+      return lbx_sql_error(s, err, "removing the box");
+  }
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, id);
+  int r = rm_rf(dir);
+  if (r < 0)
+    return lbx_error_errno(err, -r, "box %.12s: removing %s", id, dir);
+  return 0;
+}
