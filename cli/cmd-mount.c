@@ -177,14 +177,19 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   lbx_mount_ent *m;
   size_t n;
   if (lbx_mounts_list(&m, &n) == 0) {
-    bool here = false;
-    for (size_t i = 0; i < n && !here; i++)
-      here = strcmp(m[i].dir, dir) == 0;
-    lbx_mounts_free(m, n);
-    if (here) {
-      printf("%s\n", dir);
+    /* a box is served by one daemon at a time: its mount, wherever it is */
+    const char *at = NULL;
+    for (size_t i = 0; i < n && !at; i++)
+      if (strcmp(m[i].dir, dir) == 0 || (d.box && strcmp(m[i].image, fsname) == 0))
+        at = m[i].dir;
+    if (at) {
+      printf("%s\n", at);
+      lbx_mounts_free(m, n);
+      if (by_default && strcmp(at, dir) != 0)
+        rmdir(dir);
       return 0;
     }
+    lbx_mounts_free(m, n);
   }
 
   _cleanup_free_ char *bdir = d.box ? lbx_store_box_dir(s, box.id) : NULL;

@@ -35,9 +35,11 @@ struct bnode {
   uint64_t refs;        /* kernel lookups + children + open handles */
   uint64_t lower;       /* chain ino at this path, 0 if none is visible */
   uint64_t st_ino;
-  mode_t type; /* S_IFMT bits */
-  bool upper;  /* the name exists in the upper dir */
-  bool opaque; /* directory: lower children are hidden */
+  mode_t type;   /* S_IFMT bits */
+  bool upper;    /* the name exists in the upper dir */
+  bool opaque;   /* directory: lower children are hidden */
+  bool detached; /* its name was removed or replaced: no path leads here */
+  int keep_fd;   /* upper files once opened: an fd to stat it by after detach */
   struct bnode *hnext;
 };
 
@@ -47,6 +49,10 @@ struct lbx_boxfs {
   struct fuse_session *se;
   int upperfd, workfd;
   pthread_mutex_t mu; /* the node table and every node's tree fields */
+  /* Every change to the box's tree (and copy-up) runs under this recursive
+   * lock, so a copy-up never races another copy-up of the same name, nor a
+   * rename or unlink changing the names it reads. Reads do not take it. */
+  pthread_mutex_t wmu;
   struct bnode *root;
   struct bnode **table;
   size_t cap, count;
@@ -58,6 +64,16 @@ struct lbx_boxfs {
   bool map_root;
   uint32_t host_uid, host_gid;
 };
+
+static inline void
+bx_wunlockp(pthread_mutex_t **m)
+{
+  if (*m)
+    pthread_mutex_unlock(*m);
+}
+#define BX_WLOCK(b)                                                                                \
+  __attribute__((cleanup(bx_wunlockp))) pthread_mutex_t *bx_wmu_ = &(b)->wmu;                      \
+  pthread_mutex_lock(bx_wmu_)
 
 /* box id <-> what the kernel hands us and shows (see map_root) */
 static inline uint32_t

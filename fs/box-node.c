@@ -71,6 +71,8 @@ bx_unref_locked(lbx_boxfs *b, struct bnode *n, uint64_t count)
       return;
     struct bnode *parent = n->parent;
     bx_table_remove(b, n);
+    if (n->keep_fd >= 0)
+      close(n->keep_fd);
     free(n->name);
     free(n);
     n = parent;
@@ -225,6 +227,25 @@ bx_lower_stat(const lbx_node *n, struct stat *st)
 int
 bx_node_stat(lbx_boxfs *b, struct bnode *n, struct stat *st, double *timeout)
 {
+  if (n->detached && n->upper) {
+    /* no path leads to it: stat it through the fd kept from its opening */
+    if (n->keep_fd < 0 || fstat(n->keep_fd, st) < 0)
+      return -ENOENT;
+    char buf[64];
+    ssize_t len = fgetxattr(n->keep_fd, OVERRIDE_XATTR, buf, sizeof buf - 1);
+    struct override o = {0};
+    if (len > 0) {
+      buf[len] = '\0';
+      o.set = sscanf(buf, "%u:%u:%o", &o.uid, &o.gid, &o.mode) == 3;
+    }
+    st->st_uid = bx_uid_out(b, o.set ? o.uid : 0);
+    st->st_gid = bx_gid_out(b, o.set ? o.gid : 0);
+    if (o.set)
+      st->st_mode = (st->st_mode & S_IFMT) | (o.mode & 07777);
+    st->st_ino = n->st_ino;
+    *timeout = UPPER_TIMEOUT;
+    return 0;
+  }
   if (n->upper) {
     _cleanup_free_ char *p = bx_path_of(b, n);
     char *slash = strrchr(p, '/');
@@ -341,10 +362,16 @@ bx_node_for(lbx_boxfs *b, struct bnode *parent, const char *name, const struct f
   struct bnode *n = bx_table_find(b, parent, name);
   if (!n) {
     n = lbx_xcalloc(1, sizeof *n);
+    n->keep_fd = -1;
     n->parent = parent;
     parent->refs++;
     n->name = lbx_xstrdup(name);
     bx_table_insert(b, n);
+  } else if (n->upper && !f->upper) {
+    /* a resolve that ran before a copy-up finished: the node knows better */
+    n->refs++;
+    pthread_mutex_unlock(&b->mu);
+    return n;
   }
   n->upper = f->upper;
   n->opaque = f->opaque;
@@ -377,6 +404,19 @@ bx_entry_for(lbx_boxfs *b, struct bnode *n, struct fuse_entry_param *e)
 
 /* ---- copy-up ---- */
 
+/* The image's xattrs of a copied-up file or directory. Those the daemon
+ * may not set (security.* without privilege) are left out. */
+static void
+copy_xattrs(int fd, const lbx_node *ln)
+{
+  size_t pos = 0, vlen;
+  const char *name;
+  const void *v;
+  while (lbx_xattrs_next(ln->xattrs, ln->xattrs_len, &pos, &name, &v, &vlen) == 1)
+    if (strcmp(name, OVERRIDE_XATTR) != 0)
+      fsetxattr(fd, name, v, vlen, 0);
+}
+
 /* Makes the upper directory of a node that is (lower) a directory. */
 static int
 copy_up_dir(lbx_boxfs *b, struct bnode *n, const lbx_node *ln)
@@ -392,6 +432,7 @@ copy_up_dir(lbx_boxfs *b, struct bnode *n, const lbx_node *ln)
   int r = bx_write_override_fd(fd, ln->uid, ln->gid, ln->mode);
   if (r < 0)
     return r;
+  copy_xattrs(fd, ln);
   struct timespec ts[2] = {{ln->mtime_ns / 1000000000, ln->mtime_ns % 1000000000},
                            {ln->mtime_ns / 1000000000, ln->mtime_ns % 1000000000}};
   futimens(fd, ts);
@@ -459,6 +500,14 @@ copy_up_file(lbx_boxfs *b, struct bnode *n, const lbx_node *ln)
       unlinkat(b->workfd, tmp, 0);
       return r;
     }
+    copy_xattrs(out, ln);
+    /* durable before it replaces the lower view: after a power cut the name
+     * shows either the lower file or the whole copy */
+    if (fdatasync(out) < 0) {
+      r = -errno;
+      unlinkat(b->workfd, tmp, 0);
+      return r;
+    }
     struct timespec ts[2] = {{ln->mtime_ns / 1000000000, ln->mtime_ns % 1000000000},
                              {ln->mtime_ns / 1000000000, ln->mtime_ns % 1000000000}};
     futimens(out, ts);
@@ -474,12 +523,22 @@ copy_up_file(lbx_boxfs *b, struct bnode *n, const lbx_node *ln)
 }
 
 /* Gives a node (and its parents) an upper entry, keeping what the box sees. */
+static bool
+is_upper(lbx_boxfs *b, struct bnode *n)
+{
+  pthread_mutex_lock(&b->mu);
+  bool u = n->upper;
+  pthread_mutex_unlock(&b->mu);
+  return u;
+}
+
 int
 bx_copy_up(lbx_boxfs *b, struct bnode *n)
 {
-  if (n->upper)
+  BX_WLOCK(b);
+  if (is_upper(b, n))
     return 0;
-  if (n->parent && !n->parent->upper) {
+  if (n->parent && !is_upper(b, n->parent)) {
     int r = bx_copy_up(b, n->parent);
     if (r < 0)
       return r;
@@ -502,6 +561,8 @@ bx_copy_up(lbx_boxfs *b, struct bnode *n)
 int
 bx_upper_at(lbx_boxfs *b, struct bnode *n, int *dfd, char **name)
 {
+  if (n->detached)
+    return -ENOENT; /* its old path now leads to another file */
   int r = bx_copy_up(b, n);
   if (r < 0)
     return r;

@@ -23,13 +23,19 @@
  * the upper file's inode number with the top bit set for the others. */
 #include "box-internal.h"
 
+#include <sys/file.h>
+
 /* ---- requests ---- */
 
 /* Open file handles: the fd (upper file or lower blob), or inline bytes. */
+enum { HANDLE_FILE = 1, HANDLE_DIR = 2 }; /* the first field of both handle kinds */
+
 struct bfile {
+  int kind;
   int fd;
   void *data;
   size_t len;
+  uint64_t lower; /* an unmodified lower file: its chain inode (fd is the blob's) */
 };
 
 static lbx_boxfs *
@@ -95,14 +101,61 @@ box_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
   fuse_reply_none(req);
 }
 
+/* fstat(2) of an open file: through its handle, which stays valid after
+ * its name is unlinked or renamed over (the node's path no longer leads
+ * to it). */
+static int
+handle_stat(lbx_boxfs *b, struct bnode *n, const struct bfile *h, struct stat *st)
+{
+  if (h->fd < 0 || h->lower) {
+    lbx_node_buf nb = {0};
+    int r = lbx_chain_getattr(b->chain, h->lower, &nb);
+    if (r < 0)
+      return r;
+    bx_lower_stat(&nb.n, st);
+    lbx_node_buf_clear(&nb);
+  } else {
+    if (fstat(h->fd, st) < 0)
+      return -errno;
+    char buf[64];
+    ssize_t len = fgetxattr(h->fd, OVERRIDE_XATTR, buf, sizeof buf - 1);
+    uint32_t uid = 0, gid = 0, mode = st->st_mode & 07777;
+    if (len > 0) {
+      buf[len] = '\0';
+      if (sscanf(buf, "%u:%u:%o", &uid, &gid, &mode) != 3)
+        uid = gid = 0;
+    }
+    st->st_uid = uid;
+    st->st_gid = gid;
+    st->st_mode = (st->st_mode & S_IFMT) | (mode & 07777);
+    st->st_ino = n->st_ino;
+  }
+  st->st_uid = bx_uid_out(b, st->st_uid);
+  st->st_gid = bx_gid_out(b, st->st_gid);
+  return 0;
+}
+
+/* Keeps one fd of an opened upper file in its node: if the name goes away
+ * while the file is open, fstat(2) (which reaches us without the handle)
+ * still has something to stat. */
+static void
+keep_fd(lbx_boxfs *b, struct bnode *n, int fd)
+{
+  pthread_mutex_lock(&b->mu);
+  if (n->keep_fd < 0)
+    n->keep_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  pthread_mutex_unlock(&b->mu);
+}
+
 static void
 box_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-  (void)fi;
   lbx_boxfs *b = B(req);
   struct stat st;
-  double t;
-  int r = bx_node_stat(b, bx_node_of(b, ino), &st, &t);
+  double t = UPPER_TIMEOUT;
+  struct bnode *n = bx_node_of(b, ino);
+  const struct bfile *h = fi && fi->fh ? (const struct bfile *)(uintptr_t)fi->fh : NULL;
+  int r = h && h->kind == HANDLE_FILE ? handle_stat(b, n, h, &st) : bx_node_stat(b, n, &st, &t);
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
   fuse_reply_attr(req, &st, t);
@@ -113,7 +166,18 @@ box_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
             struct fuse_file_info *fi)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   struct bnode *n = bx_node_of(b, ino);
+  struct bfile *h = fi && fi->fh ? (struct bfile *)(uintptr_t)fi->fh : NULL;
+  if (n->detached && h && h->kind == HANDLE_FILE && h->fd >= 0 && !h->lower &&
+      to_set == FUSE_SET_ATTR_SIZE) {
+    /* ftruncate of an open file whose name is gone */
+    struct stat st;
+    if (ftruncate(h->fd, attr->st_size) < 0)
+      return (void)fuse_reply_err(req, errno);
+    int e = handle_stat(b, n, h, &st);
+    return e < 0 ? (void)fuse_reply_err(req, -e) : (void)fuse_reply_attr(req, &st, 0);
+  }
   int dfd = -1;
   _cleanup_free_ char *name = NULL;
   int r = bx_upper_at(b, n, &dfd, &name);
@@ -206,8 +270,19 @@ prepare_new(lbx_boxfs *b, struct bnode *parent, const char *name, bool *was_whit
   if (dfd < 0)
     return dfd;
   _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", name);
-  *was_whiteout = unlinkat(dfd, wh, 0) == 0;
+  *was_whiteout = faccessat(dfd, wh, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
   return dfd;
+}
+
+/* After a new entry is in place: its name's old whiteout can go (the upper
+ * name wins meanwhile, so the order is crash-safe). */
+static void
+clear_whiteout(int dfd, const char *name, bool was_whiteout)
+{
+  if (!was_whiteout)
+    return;
+  _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", name);
+  unlinkat(dfd, wh, 0);
 }
 
 static void
@@ -237,6 +312,7 @@ static void
 box_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   struct bnode *p = bx_node_of(b, parent);
   bool wh;
   int dfd = prepare_new(b, p, name, &wh);
@@ -258,6 +334,7 @@ box_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     unlinkat(dfd, name, AT_REMOVEDIR);
     return (void)fuse_reply_err(req, -r);
   }
+  clear_whiteout(dfd, name, wh);
   reply_new(req, b, p, name, NULL);
 }
 
@@ -265,6 +342,7 @@ static void
 box_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   struct bnode *p = bx_node_of(b, parent);
   bool wh;
   int dfd = prepare_new(b, p, name, &wh);
@@ -275,6 +353,7 @@ box_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
    * box asked for (plus our read/write), their owner shows as root */
   if (mknodat(dfd, name, (mode & S_IFMT) | (mode & 07777) | 0600, rdev) < 0)
     return (void)fuse_reply_err(req, errno);
+  clear_whiteout(dfd, name, wh);
   reply_new(req, b, p, name, NULL);
 }
 
@@ -282,6 +361,7 @@ static void
 box_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   struct bnode *p = bx_node_of(b, parent);
   bool wh;
   int dfd = prepare_new(b, p, name, &wh);
@@ -290,6 +370,7 @@ box_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *nam
   _cleanup_close_ int guard = dfd;
   if (symlinkat(link, dfd, name) < 0)
     return (void)fuse_reply_err(req, errno);
+  clear_whiteout(dfd, name, wh);
   reply_new(req, b, p, name, NULL);
 }
 
@@ -298,6 +379,7 @@ box_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
            struct fuse_file_info *fi)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   struct bnode *p = bx_node_of(b, parent);
   bool wh;
   int dfd = prepare_new(b, p, name, &wh);
@@ -315,8 +397,10 @@ box_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     return (void)fuse_reply_err(req, -r);
   }
   struct bfile *h = lbx_xcalloc(1, sizeof *h);
+  h->kind = HANDLE_FILE;
   h->fd = fd;
   fi->fh = (uint64_t)(uintptr_t)h;
+  clear_whiteout(dfd, name, wh);
   reply_new(req, b, p, name, fi);
 }
 
@@ -326,9 +410,15 @@ box_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   lbx_boxfs *b = B(req);
   struct bnode *n = bx_node_of(b, ino);
   bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+  /* only opens that may copy up take the tree lock: reads stay parallel */
+  __attribute__((cleanup(bx_wunlockp))) pthread_mutex_t *wm = writing ? &b->wmu : NULL;
+  if (wm)
+    pthread_mutex_lock(wm);
   struct bfile *h = lbx_xcalloc(1, sizeof *h);
+  h->kind = HANDLE_FILE;
   h->fd = -1;
   if (!n->upper && !writing) {
+    h->lower = n->lower;
     lbx_node_buf nb = {0};
     int r = lbx_chain_getattr(b->chain, n->lower, &nb);
     if (r == 0 && nb.n.digest)
@@ -360,6 +450,8 @@ box_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
   }
   fi->fh = (uint64_t)(uintptr_t)h;
+  if (h->fd >= 0 && !h->lower)
+    keep_fd(b, n, h->fd);
   fuse_reply_open(req, fi);
 }
 
@@ -443,6 +535,7 @@ struct bdent {
 };
 
 struct bdir {
+  int kind;
   struct bdent *v;
   size_t n;
 };
@@ -526,6 +619,12 @@ list_merged(lbx_boxfs *b, struct bnode *n, struct bdir *d)
     }
   }
   if (n->lower && !opaque) {
+    /* an upper name over a lower one shows the lower number, as stat does */
+    for (size_t i = 0; i < d->n; i++) {
+      uint64_t ino;
+      if (lbx_chain_lookup(b->chain, n->lower, d->v[i].name, &ino) == 0)
+        d->v[i].ino = ino;
+    }
     if (nupper)
       qsort(upper, nupper, sizeof *upper, cmp_name);
     struct lower_collect c = {d, upper, nupper, b->chain};
@@ -551,6 +650,7 @@ box_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   lbx_boxfs *b = B(req);
   struct bdir *d = lbx_xcalloc(1, sizeof *d);
+  d->kind = HANDLE_DIR;
   int r = list_merged(b, bx_node_of(b, ino), d);
   if (r < 0) {
     free(d);
@@ -619,12 +719,11 @@ detach(lbx_boxfs *b, struct bnode *parent, const char *name)
   pthread_mutex_lock(&b->mu);
   struct bnode *n = bx_table_find(b, parent, name);
   if (n) {
+    /* Out of the table, so the next lookup sees what is there now; alive
+     * for the kernel's references. Open files keep working through their
+     * handles (handle_stat); a path-based request on it finds nothing. */
     bx_table_remove(b, n);
-    /* keep it alive for the kernel's references, out of the table */
-    free(n->name);
-    n->name = lbx_xstrdup("");
-    n->upper = false;
-    n->lower = 0;
+    n->detached = true;
   }
   pthread_mutex_unlock(&b->mu);
 }
@@ -674,6 +773,10 @@ remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
   _cleanup_close_ int dfd = bx_upper_dir(b, parent);
   if (dfd < 0)
     return dfd;
+  /* The whiteout first: while the upper name exists it still wins, so no
+   * moment (a crash, a failed unlink) brings the lower name back. */
+  if (f.lower && (r = make_whiteout(dfd, name)) < 0)
+    return r;
   if (f.upper) {
     if (dir) {
       /* only whiteouts and the opaque marker can be left in it */
@@ -687,11 +790,15 @@ remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
             unlinkat(sub, de->d_name, 0);
       }
     }
-    if (unlinkat(dfd, name, dir ? AT_REMOVEDIR : 0) < 0)
-      return -errno;
+    if (unlinkat(dfd, name, dir ? AT_REMOVEDIR : 0) < 0) {
+      r = -errno;
+      if (f.lower) { /* the name stays: so does the lower one's hiding */
+        _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", name);
+        unlinkat(dfd, wh, 0);
+      }
+      return r;
+    }
   }
-  if (f.lower && (r = make_whiteout(dfd, name)) < 0)
-    return r;
   detach(b, parent, name);
   return 0;
 }
@@ -700,6 +807,7 @@ static void
 box_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   fuse_reply_err(req, -remove_name(b, bx_node_of(b, parent), name, false));
 }
 
@@ -707,6 +815,7 @@ static void
 box_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   fuse_reply_err(req, -remove_name(b, bx_node_of(b, parent), name, true));
 }
 
@@ -715,6 +824,7 @@ box_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
            const char *newname, unsigned int flags)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   struct bnode *p = bx_node_of(b, parent), *np = bx_node_of(b, newparent);
   if (bx_is_reserved(newname))
     return (void)fuse_reply_err(req, EPERM);
@@ -734,15 +844,13 @@ box_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
   bool merged_dir = stype == S_IFDIR && src.lower && !(src.upper && src.opaque);
   if (merged_dir)
     return (void)fuse_reply_err(req, EXDEV);
-  if (dst_exists) {
-    mode_t dtype = dst.upper ? dst.utype : dst.ltype;
-    if (stype == S_IFDIR && dtype != S_IFDIR)
-      return (void)fuse_reply_err(req, ENOTDIR);
-    if (stype != S_IFDIR && dtype == S_IFDIR)
-      return (void)fuse_reply_err(req, EISDIR);
-    if ((r = remove_name(b, np, newname, dtype == S_IFDIR)) < 0)
-      return (void)fuse_reply_err(req, -r);
-  }
+  mode_t dtype = dst_exists ? (dst.upper ? dst.utype : dst.ltype) : 0;
+  if (dst_exists && stype == S_IFDIR && dtype != S_IFDIR)
+    return (void)fuse_reply_err(req, ENOTDIR);
+  if (dst_exists && stype != S_IFDIR && dtype == S_IFDIR)
+    return (void)fuse_reply_err(req, EISDIR);
+  /* Everything that can fail comes before anything that changes the box:
+   * a failed rename leaves both names as they were. */
   struct bnode *n = bx_node_for(b, p, name, &src);
   r = bx_copy_up(b, n);
   pthread_mutex_lock(&b->mu);
@@ -755,19 +863,39 @@ box_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
   if (sfd < 0 || dfd < 0)
     return (void)fuse_reply_err(req, EIO);
   _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", newname);
-  bool dst_whiteout = unlinkat(dfd, wh, 0) == 0;
-  if (renameat(sfd, name, dfd, newname) < 0)
-    return (void)fuse_reply_err(req, errno);
-  /* a directory moved over a deleted lower one must not show its children */
+  bool dst_whiteout = faccessat(dfd, wh, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+  /* an empty directory being replaced goes first (rename(2) cannot replace
+   * a directory holding whiteouts); a file is replaced by renameat itself */
+  if (dst_exists && dtype == S_IFDIR && (r = remove_name(b, np, newname, true)) < 0)
+    return (void)fuse_reply_err(req, -r);
+  /* a directory moved where a lower one was must not show its children:
+   * marked opaque before it gets there */
   if (stype == S_IFDIR && (dst_whiteout || (dst_exists && dst.lower))) {
-    _cleanup_close_ int sub = openat(dfd, newname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int sub = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int m =
         sub < 0 ? -1 : openat(sub, WH_OPAQUE, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (m >= 0)
-      close(m);
+    if (m < 0)
+      return (void)fuse_reply_err(req, EIO);
+    close(m);
   }
-  if (src.lower && (r = make_whiteout(sfd, name)) < 0)
-    return (void)fuse_reply_err(req, -r);
+  /* the old name's whiteout before the move: until then the upper name
+   * still wins over it, so no moment shows the lower file again */
+  bool made_wh = false;
+  if (src.lower) {
+    if ((r = make_whiteout(sfd, name)) < 0)
+      return (void)fuse_reply_err(req, -r);
+    made_wh = true;
+  }
+  if (renameat(sfd, name, dfd, newname) < 0) {
+    int e = errno;
+    if (made_wh) {
+      _cleanup_free_ char *swh = lbx_xasprintf(WH_PREFIX "%s", name);
+      unlinkat(sfd, swh, 0);
+    }
+    return (void)fuse_reply_err(req, e);
+  }
+  if (dst_whiteout)
+    unlinkat(dfd, wh, 0); /* the new upper name hides the lower one now */
   /* the node moves with its name; whatever the table had at the target goes */
   detach(b, np, newname);
   pthread_mutex_lock(&b->mu);
@@ -792,6 +920,7 @@ static void
 box_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   struct bnode *n = bx_node_of(b, ino), *np = bx_node_of(b, newparent);
   bool wh;
   int sdfd = -1;
@@ -806,6 +935,7 @@ box_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newna
   _cleanup_close_ int guard = dfd;
   if (linkat(sdfd, sname, dfd, newname, 0) < 0)
     return (void)fuse_reply_err(req, errno);
+  clear_whiteout(dfd, newname, wh);
   reply_new(req, b, np, newname, NULL);
 }
 
@@ -923,6 +1053,7 @@ box_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value
              int flags)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   if (strcmp(name, OVERRIDE_XATTR) == 0)
     return (void)fuse_reply_err(req, EPERM);
   struct bnode *n = bx_node_of(b, ino);
@@ -942,6 +1073,7 @@ static void
 box_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
   lbx_boxfs *b = B(req);
+  BX_WLOCK(b);
   if (strcmp(name, OVERRIDE_XATTR) == 0)
     return (void)fuse_reply_err(req, EPERM);
   struct bnode *n = bx_node_of(b, ino);
@@ -997,11 +1129,17 @@ lbx_boxfs_mount(const lbx_boxfs_opts *o, lbx_boxfs **out, lbx_err **err)
   lbx_boxfs *b = lbx_xcalloc(1, sizeof *b);
   b->upperfd = b->workfd = -1;
   pthread_mutex_init(&b->mu, NULL);
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&b->wmu, &ma);
+  pthread_mutexattr_destroy(&ma);
   b->root = lbx_xcalloc(1, sizeof *b->root);
   b->root->name = lbx_xstrdup("");
   b->root->refs = 1;
   b->root->upper = true;
   b->root->type = S_IFDIR;
+  b->root->keep_fd = -1;
   if (lbx_store_open(o->store_root, LBX_STORE_RDONLY, &b->store, err) < 0 ||
       lbx_chain_open(b->store, o->chain_id, &b->chain, err) < 0) {
     lbx_boxfs_free(b);
@@ -1015,6 +1153,23 @@ lbx_boxfs_mount(const lbx_boxfs_opts *o, lbx_boxfs **out, lbx_err **err)
     lbx_error_errno(err, errno, "box directories %s, %s", o->upper, o->work);
     lbx_boxfs_free(b);
     return -1;
+  }
+  /* One daemon per box: two would cache different views of one upper dir
+   * and copy up through one work dir. The lock dies with the daemon. */
+  if (flock(b->workfd, LOCK_EX | LOCK_NB) < 0) {
+    lbx_error(err, EBUSY, "box %s: another lazybox process serves it", o->fsname);
+    lbx_boxfs_free(b);
+    return -1;
+  }
+  /* copy-ups a killed daemon left half done: never visible, now garbage */
+  {
+    int dup_fd = dup(b->workfd);
+    _cleanup_closedir_ DIR *wd = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    struct dirent *de;
+    while (wd && (de = readdir(wd)))
+      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+          unlinkat(b->workfd, de->d_name, 0) < 0 && errno == EISDIR)
+        unlinkat(b->workfd, de->d_name, AT_REMOVEDIR);
   }
   b->root->opaque = bx_is_opaque(b->upperfd, ".");
   b->map_root = o->map_root;
@@ -1084,5 +1239,6 @@ lbx_boxfs_free(lbx_boxfs *b)
   lbx_chain_close(b->chain);
   lbx_store_close(b->store);
   pthread_mutex_destroy(&b->mu);
+  pthread_mutex_destroy(&b->wmu);
   free(b);
 }

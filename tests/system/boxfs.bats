@@ -98,3 +98,38 @@ unpacked() {
 	assert_contains "$output" "ls=2"
 	assert_contains "$output" "Operation not permitted"
 }
+
+@test "box mount: findings of its first review (each failed before its fix)" {
+	export B LBX_BOX_MOUNT FIXTURE_NAME
+	# a half-done copy-up left by a killed daemon must not block copy-ups
+	touch "$B/work/copyup-1" "$B/work/copyup-2"
+	run in_box 'cd "$B/mnt" || exit 9
+		# an open file stays readable and stat-able after unlink / rename over it
+		exec 3<etc/motd; rm etc/motd; echo "unlinked-read=$(cat <&3 | wc -c)"
+		stat -L -c "unlinked-stat=%s" /proc/self/fd/3
+		echo one >f1; echo two >f2; exec 4<f1; mv f2 f1; echo "replaced-read=$(cat <&4)"
+		# concurrent appends to one lower file: one copy-up, no write lost
+		before=$(stat -c %s usr/bin/big 2>/dev/null || stat -c %s bin/busybox)
+		t=bin/busybox; [ -f usr/bin/big ] && t=usr/bin/big
+		(echo AAAA >>$t) & (echo BBBB >>$t) & (echo CCCC >>$t) & wait
+		echo "grew=$(( $(stat -c %s $t) - before ))"
+		# a rename that fails (a device cannot be copied up here) keeps the target
+		mv dev/null etc/passwd 2>/dev/null; echo "rename-rc=$?"; echo "target-kept=$(test -s etc/passwd && echo yes)"
+		# copy-up keeps the image xattrs
+		chmod 600 etc/xattr-file
+		python3 -c "import os; print(\"xattr=\" + os.getxattr(\"etc/xattr-file\", \"user.test\").decode())"
+		# readdir and stat agree on the number of a copied-up name
+		python3 -c "import os; e=[x for x in os.scandir(\"etc\") if x.name == \"xattr-file\"][0]; print(\"ino-agree=%s\" % (e.inode() == os.stat(\"etc/xattr-file\").st_ino))"
+		cd /'
+	assert_success
+	[[ "$output" =~ unlinked-read=[1-9] ]] || fail "unlinked file unreadable: $output"
+	[[ "$output" =~ unlinked-stat=[1-9] ]] || fail "unlinked file not stat-able: $output"
+	assert_line "replaced-read=one"
+	assert_line "grew=15"
+	assert_line "rename-rc=1"
+	assert_line "target-kept=yes"
+	assert_line "xattr=hello"
+	assert_line "ino-agree=True"
+	run ls -A "$B/work"
+	[ -z "$output" ] || fail "work dir not cleaned: $output"
+}
