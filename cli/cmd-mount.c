@@ -184,9 +184,9 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
         at = m[i].dir;
     if (at) {
       printf("%s\n", at);
-      lbx_mounts_free(m, n);
       if (by_default && strcmp(at, dir) != 0)
         rmdir(dir);
+      lbx_mounts_free(m, n);
       return 0;
     }
     lbx_mounts_free(m, n);

@@ -2,6 +2,7 @@
  * upper dir reached without following symlinks, what the box sees of a
  * name, and copy-up. */
 #include "box-internal.h"
+#include "fs-internal.h"
 
 /* ---- the node table, keyed by (parent, name) ---- */
 
@@ -201,26 +202,7 @@ bx_read_override_at(int dirfd, const char *name, mode_t type)
 void
 bx_lower_stat(const lbx_node *n, struct stat *st)
 {
-  static const mode_t types[] = {
-      [LBX_T_REG] = S_IFREG, [LBX_T_DIR] = S_IFDIR, [LBX_T_SYMLINK] = S_IFLNK,
-      [LBX_T_CHR] = S_IFCHR, [LBX_T_BLK] = S_IFBLK, [LBX_T_FIFO] = S_IFIFO};
-  memset(st, 0, sizeof *st);
-  st->st_ino = n->ino;
-  st->st_mode = (n->type < LBX_ARRAY_SIZE(types) ? types[n->type] : S_IFREG) | (n->mode & 07777);
-  st->st_nlink = n->nlink ? n->nlink : 1;
-  st->st_uid = n->uid;
-  st->st_gid = n->gid;
-  st->st_rdev = n->rdev;
-  st->st_size = n->type == LBX_T_SYMLINK && n->link ? (off_t)strlen(n->link) : (off_t)n->size;
-  st->st_blksize = 4096;
-  st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
-  st->st_mtim.tv_sec = n->mtime_ns / 1000000000;
-  st->st_mtim.tv_nsec = n->mtime_ns % 1000000000;
-  if (st->st_mtim.tv_nsec < 0) {
-    st->st_mtim.tv_nsec += 1000000000;
-    st->st_mtim.tv_sec--;
-  }
-  st->st_atim = st->st_ctim = st->st_mtim;
+  lbx_fs_node_stat(n, st);
 }
 
 /* What the box sees of a node. */

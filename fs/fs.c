@@ -9,6 +9,7 @@
 #define FUSE_USE_VERSION 312
 
 #include "fs.h"
+#include "fs-internal.h"
 #include "../store/store.h"
 
 #include <fcntl.h>
@@ -82,8 +83,8 @@ fnode_get(lbx_fs *fs, uint64_t ino, int *errp)
   return n;
 }
 
-static void
-fill_stat(const lbx_node *n, struct stat *st)
+void
+lbx_fs_node_stat(const lbx_node *n, struct stat *st)
 {
   static const mode_t types[] = {
       [LBX_T_REG] = S_IFREG, [LBX_T_DIR] = S_IFDIR, [LBX_T_SYMLINK] = S_IFLNK,
@@ -114,7 +115,7 @@ fill_entry(const struct fnode *n, struct fuse_entry_param *e)
   e->ino = n->nb.n.ino;
   e->attr_timeout = TIMEOUT;
   e->entry_timeout = TIMEOUT;
-  fill_stat(&n->nb.n, &e->attr);
+  lbx_fs_node_stat(&n->nb.n, &e->attr);
 }
 
 static void
@@ -269,7 +270,7 @@ fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   if (!n)
     return (void)fuse_reply_err(req, err);
   struct stat st;
-  fill_stat(&n->nb.n, &st);
+  lbx_fs_node_stat(&n->nb.n, &st);
   fuse_reply_attr(req, &st, TIMEOUT);
 }
 
@@ -394,7 +395,7 @@ reply_dir(fuse_req_t req, lbx_fs *fs, fuse_ino_t ino, size_t size, off_t off, bo
       if (plus)
         fill_entry(c, &e);
       else
-        fill_stat(&c->nb.n, &e.attr);
+        lbx_fs_node_stat(&c->nb.n, &e.attr);
     }
     size_t want = plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
                        : fuse_add_direntry(req, buf + used, size - used, name, &e.attr, i + 1);

@@ -102,5 +102,4 @@ int lbx_sqlite_errno(int rc);
 
 void lbx_blob_path(const lbx_store *s, const uint8_t digest[LBX_DIGEST_LEN], char *out, size_t n);
 
-
 #endif
