@@ -161,8 +161,10 @@ bx_whiteout_exists(int dirfd, const char *name)
 bool
 bx_is_opaque(int dirfd, const char *name)
 {
-  _cleanup_free_ char *op = lbx_xasprintf("%s/" WH_OPAQUE, name);
-  return faccessat(dirfd, op, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+  /* NAME itself without following it: were it swapped for a symlink, the
+   * check must not probe a host path */
+  _cleanup_close_ int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  return fd >= 0 && faccessat(fd, WH_OPAQUE, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* ---- attributes ---- */
