@@ -314,8 +314,18 @@ lbx_store_open(const char *root, unsigned flags, lbx_store **out, lbx_err **err)
     /* WAL: readers (mounts) never block the writer; NORMAL sync is durable
      * at checkpoints and safe against corruption, and blob files are synced
      * explicitly before the rows that name them commit. */
-    if (lbx_exec(s, "PRAGMA journal_mode = WAL", err) < 0 ||
-        lbx_exec(s, "PRAGMA synchronous = NORMAL", err) < 0)
+    /* Switching a new database to WAL needs it exclusively, and SQLite
+     * answers BUSY at once, without the busy handler, when another process
+     * opening the same new store holds a read lock: retry for a while. */
+    int rc = SQLITE_BUSY;
+    for (int i = 0;
+         i < 3000 && ((rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL)) &
+                      0xff) == SQLITE_BUSY;
+         i++)
+      usleep(20000);
+    if (rc != SQLITE_OK)
+      return lbx_sql_error(s, err, "switching to WAL mode");
+    if (lbx_exec(s, "PRAGMA synchronous = NORMAL", err) < 0)
       return -1;
   }
   if (lbx_exec(s, "PRAGMA foreign_keys = OFF", err) < 0 || migrate(s, err) < 0)
