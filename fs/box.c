@@ -1048,15 +1048,19 @@ box_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
   fuse_reply_buf(req, list, total);
 }
 
+/* setxattr and removexattr: on the upper file (copied up first), through
+ * /proc/self/fd of an O_PATH fd, which works for every file type. */
 static void
-box_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
-             int flags)
+change_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+             int flags, bool remove)
 {
   lbx_boxfs *b = B(req);
   BX_WLOCK(b);
   if (strcmp(name, OVERRIDE_XATTR) == 0)
     return (void)fuse_reply_err(req, EPERM);
   struct bnode *n = bx_node_of(b, ino);
+  if (n->detached)
+    return (void)fuse_reply_err(req, ENOENT); /* its path leads elsewhere now */
   int r = bx_copy_up(b, n);
   if (r < 0)
     return (void)fuse_reply_err(req, -r);
@@ -1066,27 +1070,21 @@ box_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value
     return (void)fuse_reply_err(req, -fd);
   char proc[64];
   snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  fuse_reply_err(req, setxattr(proc, name, value, size, flags) < 0 ? errno : 0);
+  r = remove ? removexattr(proc, name) : setxattr(proc, name, value, size, flags);
+  fuse_reply_err(req, r < 0 ? errno : 0);
+}
+
+static void
+box_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+             int flags)
+{
+  change_xattr(req, ino, name, value, size, flags, false);
 }
 
 static void
 box_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-  lbx_boxfs *b = B(req);
-  BX_WLOCK(b);
-  if (strcmp(name, OVERRIDE_XATTR) == 0)
-    return (void)fuse_reply_err(req, EPERM);
-  struct bnode *n = bx_node_of(b, ino);
-  int r = bx_copy_up(b, n);
-  if (r < 0)
-    return (void)fuse_reply_err(req, -r);
-  _cleanup_free_ char *p = bx_path_of(b, n);
-  _cleanup_close_ int fd = bx_open_beneath(b, p, O_PATH);
-  if (fd < 0)
-    return (void)fuse_reply_err(req, -fd);
-  char proc[64];
-  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  fuse_reply_err(req, removexattr(proc, name) < 0 ? errno : 0);
+  change_xattr(req, ino, name, NULL, 0, 0, true);
 }
 
 static const struct fuse_lowlevel_ops box_ops = {

@@ -118,6 +118,8 @@ unpacked() {
 		# copy-up keeps the image xattrs
 		chmod 600 etc/xattr-file
 		python3 -c "import os; print(\"xattr=\" + os.getxattr(\"etc/xattr-file\", \"user.test\").decode())"
+		# set and remove an xattr on a lower file (copied up on the way)
+		python3 -c "import os; p=\"etc/group\"; os.setxattr(p, \"user.new\", b\"v\"); print(\"set=\" + os.getxattr(p, \"user.new\").decode()); os.removexattr(p, \"user.new\"); print(\"removed=%s\" % (\"user.new\" not in os.listxattr(p)))"
 		# readdir and stat agree on the number of a copied-up name
 		python3 -c "import os; e=[x for x in os.scandir(\"etc\") if x.name == \"xattr-file\"][0]; print(\"ino-agree=%s\" % (e.inode() == os.stat(\"etc/xattr-file\").st_ino))"
 		cd /'
@@ -130,6 +132,8 @@ unpacked() {
 	assert_line "target-kept=yes"
 	assert_line "xattr=hello"
 	assert_line "ino-agree=True"
+	assert_line "set=v"
+	assert_line "removed=True"
 	run ls -A "$B/work"
 	[ -z "$output" ] || fail "work dir not cleaned: $output"
 }
