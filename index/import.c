@@ -201,12 +201,8 @@ lbx_import(lbx_store *s, const char *path, const char *name, const char *const *
                 host_arch(), "os", "linux", "config", ccfg, "rootfs", "type", "layers", "diff_ids",
                 res.diff_id, "history", history);
   _cleanup_free_ char *text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
-  static const char *const media[] = {
-      [LBX_COMP_NONE] = "application/vnd.oci.image.layer.v1.tar",
-      [LBX_COMP_GZIP] = "application/vnd.oci.image.layer.v1.tar+gzip",
-      [LBX_COMP_ZSTD] = "application/vnd.oci.image.layer.v1.tar+zstd",
-  };
-  lbx_image_layer layer = {res.diff_id, res.digest, media[res.compression], res.size};
+  lbx_image_layer layer = {res.diff_id, res.digest, lbx_layer_media_type(res.compression),
+                           res.size};
   const char *names[1] = {full};
   r = lbx_image_add(s, text, strlen(text), NULL, 0, &layer, 1, names, full ? 1 : 0, id, err);
   lbx_store_unlock(s);

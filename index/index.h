@@ -28,6 +28,12 @@ typedef struct lbx_layer_result {
   uint64_t size; /* compressed bytes read */
 } lbx_layer_result;
 
+/* Whether a manifest's layer media type is one lazybox can index (OCI and
+ * Docker tar layers, plain, gzip or zstd, distributable or not). */
+bool lbx_layer_media_type_known(const char *mt);
+/* The OCI media type of a layer read with that compression. */
+const char *lbx_layer_media_type(enum lbx_compression c);
+
 /* Reads the layer through the tar reader into a store transaction and
  * commits it. Checks the digests given in src; a mismatch names both. */
 int lbx_index_layer(lbx_store *s, const lbx_layer_src *src, lbx_layer_result *res, lbx_err **err);

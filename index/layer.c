@@ -164,6 +164,39 @@ index_entries(struct layer_ctx *c, lbx_err **err)
   return r;
 }
 
+bool
+lbx_layer_media_type_known(const char *mt)
+{
+  static const char *const known[] = {
+      "application/vnd.oci.image.layer.v1.tar",
+      "application/vnd.oci.image.layer.v1.tar+gzip",
+      "application/vnd.oci.image.layer.v1.tar+zstd",
+      "application/vnd.docker.image.rootfs.diff.tar.gzip",
+      "application/vnd.docker.image.rootfs.diff.tar",
+      "application/vnd.oci.image.layer.nondistributable.v1.tar",
+      "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+      "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+      "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+  };
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(known); i++)
+    if (strcmp(mt, known[i]) == 0)
+      return true;
+  return false;
+}
+
+const char *
+lbx_layer_media_type(enum lbx_compression c)
+{
+  switch (c) {
+  case LBX_COMP_GZIP:
+    return "application/vnd.oci.image.layer.v1.tar+gzip";
+  case LBX_COMP_ZSTD:
+    return "application/vnd.oci.image.layer.v1.tar+zstd";
+  default:
+    return "application/vnd.oci.image.layer.v1.tar";
+  }
+}
+
 int
 lbx_index_layer(lbx_store *s, const lbx_layer_src *src, lbx_layer_result *res, lbx_err **err)
 {
@@ -197,13 +230,8 @@ lbx_index_layer(lbx_store *s, const lbx_layer_src *src, lbx_layer_result *res, l
     return lbx_error(err, EBADMSG,
                      "layer %s: diff_id mismatch: the image config says %s, the data has %s",
                      src->name, src->diff_id, res->diff_id);
-  static const char *const media[] = {
-      [LBX_COMP_NONE] = "application/vnd.oci.image.layer.v1.tar",
-      [LBX_COMP_GZIP] = "application/vnd.oci.image.layer.v1.tar+gzip",
-      [LBX_COMP_ZSTD] = "application/vnd.oci.image.layer.v1.tar+zstd",
-  };
   return lbx_layer_tx_commit(tx, res->diff_id, lbx_stream_out_bytes(st), res->digest,
-                             media[res->compression], res->size, err);
+                             lbx_layer_media_type(res->compression), res->size, err);
 }
 
 struct job_queue {

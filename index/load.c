@@ -609,21 +609,7 @@ load_oci_manifest(lbx_store *s, const struct bundle *b, json_t *desc, const char
         json_is_integer(sz) && json_integer_value(sz) > 0 ? (uint64_t)json_integer_value(sz) : 0;
     if (!media[k])
       media[k] = "application/vnd.oci.image.layer.v1.tar";
-    static const char *const known[] = {
-        "application/vnd.oci.image.layer.v1.tar",
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-        "application/vnd.oci.image.layer.v1.tar+zstd",
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        "application/vnd.docker.image.rootfs.diff.tar",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-    };
-    bool ok = false;
-    for (size_t q = 0; q < LBX_ARRAY_SIZE(known) && !ok; q++)
-      ok = strcmp(media[k], known[q]) == 0;
-    if (!ok)
+    if (!lbx_layer_media_type_known(media[k]))
       r = lbx_error(err, EPROTONOSUPPORT, "%s: layer %s: unsupported media type %s", b->name,
                     digests[k] ? digests[k] : "?", media[k]);
     else if (!(rels[k] = blob_rel(digests[k], err)))

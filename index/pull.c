@@ -349,26 +349,6 @@ struct pull_ctx {
   struct report *rp;
 };
 
-static bool
-is_layer_type(const char *mt)
-{
-  static const char *const known[] = {
-      "application/vnd.oci.image.layer.v1.tar",
-      "application/vnd.oci.image.layer.v1.tar+gzip",
-      "application/vnd.oci.image.layer.v1.tar+zstd",
-      "application/vnd.docker.image.rootfs.diff.tar.gzip",
-      "application/vnd.docker.image.rootfs.diff.tar",
-      "application/vnd.oci.image.layer.nondistributable.v1.tar",
-      "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-      "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-      "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-  };
-  for (size_t i = 0; i < LBX_ARRAY_SIZE(known); i++)
-    if (strcmp(mt, known[i]) == 0)
-      return true;
-  return false;
-}
-
 /* Indexes the layers not in the store, then records the image. */
 static int
 pull_layers(struct pull_ctx *c, json_t *layers, json_t *diff_ids, const char *cfg_digest,
@@ -386,7 +366,7 @@ pull_layers(struct pull_ctx *c, json_t *layers, json_t *diff_ids, const char *cf
     if (!digest)
       return lbx_error_prefix(err, "manifest: layer %zu", i + 1);
     const char *mt = json_string_value(json_object_get(l, "mediaType"));
-    if (!mt || !is_layer_type(mt))
+    if (!mt || !lbx_layer_media_type_known(mt))
       return lbx_error(err, EPROTONOSUPPORT, "layer %s: unsupported media type %s", digest,
                        mt ? mt : "(none)");
     json_int_t sz = json_integer_value(json_object_get(l, "size"));
