@@ -26,7 +26,9 @@ typedef struct lbx_cmd {
 extern const lbx_cmd lbx_image_cmds[];
 extern const lbx_cmd lbx_pull_cmds[];  /* cmd-pull.c: pull, login, logout */
 extern const lbx_cmd lbx_mount_cmds[]; /* cmd-mount.c: mount, umount */
-extern const lbx_cmd lbx_box_cmds[];   /* cmd-box.c: create, ps, rm, diff */
+extern const lbx_cmd lbx_box_cmds[];   /* cmd-box.c: ps, rm, diff */
+extern const lbx_cmd lbx_run_cmds[];  /* cmd-run.c: run, start, stop, kill, wait, exec */
+extern const lbx_cmd lbx_logs_cmds[]; /* cmd-logs.c: logs */
 extern const lbx_cmd lbx_system_cmds[];
 
 /* Opens the store under cli->root (once). */
@@ -41,6 +43,13 @@ struct option;
 int lbx_parse_opts(const lbx_cmd *cmd, int argc, char **argv, const char *shortopts,
                    const struct option *longopts, int (*on_opt)(void *ctx, int opt, char *arg),
                    void *ctx, int *exit_code, lbx_err **err);
+
+/* cmd-run.c: a box runs while its supervisor holds its log's lock; a
+ * "running" row whose supervisor is gone is recorded as exited (-1). */
+struct lbx_box_row;
+bool lbx_cli_box_running(lbx_store *s, const struct lbx_box_row *box);
+/* Waits for the box's supervisor to end: 0, or -1 after timeout_ms (< 0: none). */
+int lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms);
 
 /* Output helpers (output.c). */
 char *lbx_human_size(uint64_t bytes); /* "4.26 MB", like Podman */

@@ -1,11 +1,13 @@
-/* Boxes without the launcher yet: create, ps, rm, diff. A box is a row and
- * an empty upper dir over its image; `lazybox mount BOX` shows its root. */
+/* Boxes as records: ps, rm, diff. A box is a row and an upper dir over its
+ * image; cmd-run.c creates and runs them. */
 #include "cli.h"
 #include "mounts.h"
+#include "launcher.h"
 #include "pull.h"
 #include "ref.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -14,97 +16,6 @@
 #include <sys/stat.h>
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
-
-/* ---- create ---- */
-
-struct create_opts {
-  const char *name;
-  const char *pull;
-  bool tls_verify_off;
-};
-
-static int
-create_opt(void *ctx, int opt, char *arg)
-{
-  struct create_opts *o = ctx;
-  if (opt == 'n')
-    o->name = arg;
-  else if (opt == 'p')
-    o->pull = arg;
-  else if (opt == 'T')
-    o->tls_verify_off = strcmp(arg, "false") == 0;
-  return 0;
-}
-
-static bool
-valid_name(const char *n)
-{
-  /* as Podman: [a-zA-Z0-9][a-zA-Z0-9_.-]* */
-  if (!((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') ||
-        (n[0] >= '0' && n[0] <= '9')))
-    return false;
-  return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
-         strlen(n);
-}
-
-static int
-create_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
-{
-  static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
-                                       {"pull", required_argument, NULL, 'p'},
-                                       {"tls-verify", required_argument, NULL, 'T'},
-                                       {0}};
-  struct create_opts o = {.pull = "missing"};
-  int rc;
-  /* "+": what follows the image is the box's command, options included */
-  int first = lbx_parse_opts(&lbx_box_cmds[0], argc, argv, "+", opts, create_opt, &o, &rc, err);
-  if (first < 0)
-    return rc;
-  if (first >= argc)
-    return lbx_error(err, EINVAL, "create: name an image"), 125;
-  if (strcmp(o.pull, "missing") != 0 && strcmp(o.pull, "always") != 0 &&
-      strcmp(o.pull, "never") != 0)
-    return lbx_error(err, EINVAL, "create: --pull \"%s\": use always, missing or never", o.pull),
-           125;
-  if (o.name && !valid_name(o.name))
-    return lbx_error(err, EINVAL, "create: box name \"%s\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*",
-                     o.name),
-           125;
-  lbx_store *s = lbx_cli_store(cli, err);
-  if (!s)
-    return 125;
-  char image[LBX_DIGEST_HEX];
-  lbx_err *miss = NULL;
-  bool have = strcmp(o.pull, "always") != 0 && lbx_image_resolve(s, argv[first], image, &miss) == 0;
-  if (!have && strcmp(o.pull, "never") == 0) {
-    *err = miss;
-    return 125;
-  }
-  lbx_error_free(miss);
-  if (!have) {
-    lbx_pull_opts po = {0};
-    po.reg.insecure = o.tls_verify_off;
-    char *pulled = NULL;
-    if (lbx_pull(s, argv[first], &po, image, &pulled, err) < 0)
-      return 125;
-    free(pulled);
-  }
-  uint8_t rnd[LBX_DIGEST_LEN];
-  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-    return lbx_error_errno(err, errno, "create: random box ID"), 125;
-  char id[LBX_DIGEST_HEX];
-  lbx_hex(rnd, sizeof rnd, id);
-  _cleanup_free_ char *name = o.name ? lbx_xstrdup(o.name) : lbx_xasprintf("box_%.12s", id);
-  _cleanup_json_ json_t *cmd = json_array();
-  for (int i = first + 1; i < argc; i++)
-    json_array_append_new(cmd, json_string(argv[i]));
-  _cleanup_json_ json_t *config = json_pack("{s:s, s:O}", "ImageName", argv[first], "Cmd", cmd);
-  _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
-  if (lbx_store_box_add(s, id, name, image, text, err) < 0)
-    return 125;
-  printf("%s\n", id);
-  return 0;
-}
 
 /* ---- ps ---- */
 
@@ -171,7 +82,7 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
                                        {0}};
   struct ps_opts o = {0};
   int rc;
-  int first = lbx_parse_opts(&lbx_box_cmds[1], argc, argv, "aq", opts, ps_opt, &o, &rc, err);
+  int first = lbx_parse_opts(&lbx_box_cmds[0], argc, argv, "aq", opts, ps_opt, &o, &rc, err);
   if (first < 0)
     return rc;
   if (first < argc)
@@ -186,27 +97,49 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   size_t n;
   if (lbx_store_boxes(s, &rows, &n, err) < 0)
     return 125;
-  /* No box runs yet (the launcher comes later): all are "Created", which
-   * plain `ps` (running boxes only) leaves out, as Podman does. */
-  size_t shown = o.all ? n : 0;
   _cleanup_json_ json_t *arr = json_array();
   if (!json && !o.quiet)
-    printf("%-12s  %-30s  %-20s  %-16s  %-10s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
+    printf("%-12s  %-30s  %-20s  %-16s  %-20s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
            "STATUS", "NAMES");
-  for (size_t i = 0; i < shown; i++) {
+  for (size_t i = 0; i < n; i++) {
+    bool running = lbx_cli_box_running(s, &rows[i]);
+    if (!o.all && !running)
+      continue;
+    /* a supervisor found dead just now was recorded as exited */
+    const char *state = running ? "running" : strcmp(rows[i].state, "created") == 0 ? "created" : "exited";
     _cleanup_free_ char *img = image_name(s, rows[i].image);
     _cleanup_free_ char *cmd = command_of(rows[i].config);
     if (json) {
       _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
-      json_array_append_new(arr,
-                            json_pack("{s:s, s:[s], s:s, s:s, s:s, s:s, s:s}", "Id", rows[i].id,
-                                      "Names", rows[i].name, "Image", img, "ImageID", rows[i].image,
-                                      "Command", cmd, "CreatedAt", created, "State", "created"));
+      json_t *b = json_pack("{s:s, s:[s], s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "Id", rows[i].id,
+                            "Names", rows[i].name, "Image", img, "ImageID", rows[i].image,
+                            "Command", cmd, "CreatedAt", created, "State", state, "Pid",
+                            running ? rows[i].pid : 0, "ExitCode",
+                            strcmp(state, "exited") == 0 ? rows[i].exit_code : 0);
+      if (rows[i].started_ns)
+        json_object_set_new(b, "StartedAt", json_integer(rows[i].started_ns / 1000000000));
+      if (rows[i].finished_ns && !running)
+        json_object_set_new(b, "ExitedAt", json_integer(rows[i].finished_ns / 1000000000));
+      json_array_append_new(arr, b);
     } else if (o.quiet) {
       printf(o.no_trunc ? "%s\n" : "%.12s\n", rows[i].id);
     } else {
       _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
-      printf("%-12.12s  %-30s  %-20.20s  %-16s  %-10s  %s\n", rows[i].id, img, cmd, ago, "Created",
+      _cleanup_free_ char *status = NULL;
+      if (running) {
+        _cleanup_free_ char *up = lbx_human_ago(rows[i].started_ns);
+        /* "5 minutes ago" -> "Up 5 minutes" */
+        char *sp = strstr(up, " ago");
+        if (sp)
+          *sp = '\0';
+        status = lbx_xasprintf("Up %s", up);
+      } else if (strcmp(state, "exited") == 0) {
+        _cleanup_free_ char *when = lbx_human_ago(rows[i].finished_ns);
+        status = lbx_xasprintf("Exited (%d) %s", rows[i].exit_code, when);
+      } else {
+        status = lbx_xstrdup("Created");
+      }
+      printf("%-12.12s  %-30s  %-20.20s  %-16s  %-20s  %s\n", rows[i].id, img, cmd, ago, status,
              rows[i].name);
     }
   }
@@ -237,7 +170,7 @@ rm_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, {0}};
   bool force = false;
   int rc;
-  int first = lbx_parse_opts(&lbx_box_cmds[2], argc, argv, "f", opts, rm_opt, &force, &rc, err);
+  int first = lbx_parse_opts(&lbx_box_cmds[1], argc, argv, "f", opts, rm_opt, &force, &rc, err);
   if (first < 0)
     return rc;
   if (first >= argc)
@@ -260,6 +193,17 @@ rm_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
                 r == 0 ? "no such box" : "the ID prefix is ambiguous");
       rc = 125;
       break;
+    }
+    if (lbx_cli_box_running(s, &box)) {
+      if (!force) {
+        lbx_error(err, EBUSY, "box %s is running: stop it first, or use rm -f", box.name);
+        lbx_box_row_clear(&box);
+        rc = 125;
+        break;
+      }
+      if (lbx_pid_start(box.pid) == box.pid_start)
+        kill(box.pid, SIGKILL);
+      lbx_cli_box_wait(s, box.id, -1);
     }
     _cleanup_free_ char *src = lbx_xasprintf("box:%s", box.id);
     for (size_t i = 0; i < nm && rc == 0; i++)
@@ -358,7 +302,7 @@ diff_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   static const struct option opts[] = {{"format", required_argument, NULL, 'f'}, {0}};
   struct ps_opts o = {0};
   int rc;
-  int first = lbx_parse_opts(&lbx_box_cmds[3], argc, argv, "", opts, ps_opt, &o, &rc, err);
+  int first = lbx_parse_opts(&lbx_box_cmds[2], argc, argv, "", opts, ps_opt, &o, &rc, err);
   if (first < 0)
     return rc;
   if (argc - first != 1)
@@ -412,18 +356,6 @@ diff_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 }
 
 const lbx_cmd lbx_box_cmds[] = {
-    {"create", create_run, "Create a box from an image (no files copied)",
-     "Usage: lazybox create [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
-     "\n"
-     "Create a box: a row and an empty upper directory over IMAGE, whatever its\n"
-     "size; prints the box ID. Its root can be mounted read-write with\n"
-     "`lazybox mount BOX`. (Running boxes comes with the launcher.)\n"
-     "\n"
-     "Options:\n"
-     "      --name NAME          the box's name (default box_<ID>)\n"
-     "      --pull POLICY        missing (default): pull IMAGE when it is not in\n"
-     "                           the store; always; never\n"
-     "      --tls-verify=false   pull over plain HTTP or without TLS checks\n"},
     {"ps", ps_run, "List boxes",
      "Usage: lazybox ps [OPTIONS]\n"
      "\n"

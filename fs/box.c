@@ -1210,6 +1210,16 @@ lbx_boxfs_serve(lbx_boxfs *b, lbx_err **err)
 }
 
 void
+lbx_boxfs_unmount(lbx_boxfs *b)
+{
+  fuse_session_exit(b->se);
+  if (b->mounted) {
+    fuse_session_unmount(b->se);
+    b->mounted = false;
+  }
+}
+
+void
 lbx_boxfs_free(lbx_boxfs *b)
 {
   if (!b)

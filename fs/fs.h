@@ -46,6 +46,10 @@ typedef struct lbx_boxfs_opts {
 typedef struct lbx_boxfs lbx_boxfs;
 int lbx_boxfs_mount(const lbx_boxfs_opts *o, lbx_boxfs **out, lbx_err **err);
 int lbx_boxfs_serve(lbx_boxfs *b, lbx_err **err);
+/* Ends serving from another thread: detaches the mount; lbx_boxfs_serve
+ * returns once the kernel lets the connection go (no process left in a
+ * namespace that has the mount). */
+void lbx_boxfs_unmount(lbx_boxfs *b);
 void lbx_boxfs_free(lbx_boxfs *b);
 
 #endif

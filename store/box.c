@@ -95,6 +95,51 @@ fill_row(sqlite3_stmt *st, lbx_box_row *r)
   snprintf(r->image, sizeof r->image, "%s", (const char *)sqlite3_column_text(st, 2));
   r->created_ns = sqlite3_column_int64(st, 3);
   r->config = lbx_xstrdup((const char *)sqlite3_column_text(st, 4));
+  snprintf(r->state, sizeof r->state, "%s", (const char *)sqlite3_column_text(st, 5));
+  r->pid = sqlite3_column_int(st, 6);
+  r->pid_start = (uint64_t)sqlite3_column_int64(st, 7);
+  r->started_ns = sqlite3_column_int64(st, 8);
+  r->finished_ns = sqlite3_column_int64(st, 9);
+  r->exit_code = sqlite3_column_int(st, 10);
+}
+
+#define BOX_COLS "id, name, image, created, config, state, pid, pid_start, started, finished, exit_code"
+
+static int
+set_state(lbx_store *s, const char *id, const char *sql, int64_t a, int64_t b, int64_t c,
+          lbx_err **err)
+{
+  LBX_LOCKED(s);
+  _cleanup_finalize_ sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+    return lbx_sql_error(s, err, "recording the box's state");
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, a);
+  sqlite3_bind_int64(st, 3, b);
+  sqlite3_bind_int64(st, 4, c);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    return lbx_sql_error(s, err, "recording the box's state");
+  return 0;
+}
+
+int
+lbx_store_box_set_running(lbx_store *s, const char *id, int pid, uint64_t pid_start,
+                          int64_t started_ns, lbx_err **err)
+{
+  return set_state(s, id,
+                   "UPDATE boxes SET state = 'running', pid = ?2, pid_start = ?3, started = ?4, "
+                   "finished = 0, exit_code = 0 WHERE id = ?1",
+                   pid, (int64_t)pid_start, started_ns, err);
+}
+
+int
+lbx_store_box_set_exited(lbx_store *s, const char *id, int exit_code, int64_t finished_ns,
+                         lbx_err **err)
+{
+  return set_state(s, id,
+                   "UPDATE boxes SET state = 'exited', pid = 0, exit_code = ?2, finished = ?3 "
+                   "WHERE id = ?1",
+                   exit_code, finished_ns, 0, err);
 }
 
 int
@@ -104,8 +149,8 @@ lbx_store_box_find(lbx_store *s, const char *key, lbx_box_row *out)
   _cleanup_finalize_ sqlite3_stmt *st = NULL;
   /* a name first, then an ID or an ID prefix of at least 3 hex digits */
   if (sqlite3_prepare_v2(s->db,
-                         "SELECT id, name, image, created, config FROM boxes WHERE name = ?1 "
-                         "UNION ALL SELECT id, name, image, created, config FROM boxes "
+                         "SELECT " BOX_COLS " FROM boxes WHERE name = ?1 "
+                         "UNION ALL SELECT " BOX_COLS " FROM boxes "
                          "WHERE length(?1) >= 3 AND id >= ?1 AND id < ?1 || 'g' AND name <> ?1 "
                          "LIMIT 2",
                          -1, &st, NULL) != SQLITE_OK)
@@ -131,7 +176,7 @@ lbx_store_boxes(lbx_store *s, lbx_box_row **rows, size_t *n, lbx_err **err)
   LBX_LOCKED(s);
   _cleanup_finalize_ sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(s->db,
-                         "SELECT id, name, image, created, config FROM boxes ORDER BY created DESC",
+                         "SELECT " BOX_COLS " FROM boxes ORDER BY created DESC",
                          -1, &st, NULL) != SQLITE_OK)
     return lbx_sql_error(s, err, "listing boxes");
   lbx_box_row *v = NULL;

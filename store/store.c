@@ -107,6 +107,14 @@ static const char *const migrations[] = {
     "CREATE INDEX boxes_image ON boxes(image);",
     /* 2: what a box runs, as JSON (create's command; the launcher's config) */
     "ALTER TABLE boxes ADD COLUMN config TEXT NOT NULL DEFAULT '{}';",
+    /* 3: what the launcher records: the box's pid 1 as the host sees it,
+     * with its start time (a pid alone can be reused), and the last run */
+    "ALTER TABLE boxes ADD COLUMN state TEXT NOT NULL DEFAULT 'created';"
+    "ALTER TABLE boxes ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE boxes ADD COLUMN pid_start INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE boxes ADD COLUMN started INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE boxes ADD COLUMN finished INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE boxes ADD COLUMN exit_code INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {

@@ -228,6 +228,12 @@ typedef struct lbx_box_row {
   char image[LBX_DIGEST_HEX];
   int64_t created_ns;
   char *config; /* JSON: what the box runs (the launcher's business) */
+  /* the last run, as the supervisor recorded it */
+  char state[12];     /* created, running, exited */
+  int pid;            /* the box's pid 1 in the host's pid namespace */
+  uint64_t pid_start; /* its start time (clock ticks after boot, /proc/PID/stat) */
+  int64_t started_ns, finished_ns;
+  int exit_code; /* 128+N after signal N */
 } lbx_box_row;
 void lbx_box_row_clear(lbx_box_row *r);
 
@@ -239,6 +245,11 @@ int lbx_store_box_add(lbx_store *s, const char *id, const char *name, const char
 /* By name, full ID or unique ID prefix: 1 found, 0 absent, -EEXIST ambiguous. */
 int lbx_store_box_find(lbx_store *s, const char *key, lbx_box_row *out);
 int lbx_store_boxes(lbx_store *s, lbx_box_row **rows, size_t *n, lbx_err **err);
+/* The supervisor's records: the box's pid 1 runs; it ended with code. */
+int lbx_store_box_set_running(lbx_store *s, const char *id, int pid, uint64_t pid_start,
+                              int64_t started_ns, lbx_err **err);
+int lbx_store_box_set_exited(lbx_store *s, const char *id, int exit_code, int64_t finished_ns,
+                             lbx_err **err);
 /* Removes the row, then the box's directory. */
 int lbx_store_box_delete(lbx_store *s, const char *id, lbx_err **err);
 /* root/boxes/<id> (newly allocated). */

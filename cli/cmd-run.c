@@ -1,0 +1,1039 @@
+/* Boxes that run: create, run, start, stop, kill, wait, exec. The box's
+ * settings are kept as JSON in its row at create time; start merges them
+ * with the image's config and hands them to the launcher. */
+#include "cli.h"
+#include "io.h"
+#include "launcher.h"
+#include "pull.h"
+#include "ref.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+
+static int
+box_lookup(lbx_store *s, const char *key, lbx_box_row *box, lbx_err **err)
+{
+  int r = lbx_store_box_find(s, key, box);
+  if (r <= 0)
+    return lbx_error(err, r == 0 ? ENOENT : EEXIST, "box %s: %s", key,
+                     r == 0 ? "no such box" : "the ID prefix is ambiguous");
+  return 0;
+}
+
+/* The supervisor holds the box log's lock for its whole life. */
+bool
+lbx_cli_box_running(lbx_store *s, const lbx_box_row *box)
+{
+  if (strcmp(box->state, "running") != 0)
+    return false;
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, box->id);
+  _cleanup_free_ char *log = lbx_xasprintf("%s/ctr.log", dir);
+  _cleanup_close_ int fd = open(log, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+    return true;
+  /* its supervisor was killed: the box went with it (PDEATHSIG) */
+  lbx_store_box_set_exited(s, box->id, -1, lbx_now_ns(), NULL);
+  return false;
+}
+
+/* Blocks until the box's supervisor is gone (0), or timeout_ms passed (-1;
+ * timeout_ms < 0: no limit). */
+int
+lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms)
+{
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, id);
+  _cleanup_free_ char *log = lbx_xasprintf("%s/ctr.log", dir);
+  _cleanup_close_ int fd = open(log, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  if (timeout_ms < 0)
+    return flock(fd, LOCK_SH) < 0 && errno != EINTR ? 0 : 0;
+  for (int waited = 0;; waited += 50) {
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+      return 0;
+    if (waited >= timeout_ms)
+      return -1;
+    usleep(50 * 1000);
+  }
+}
+
+/* ---- create/run options ---- */
+
+struct box_opts {
+  const char *name, *pull, *workdir, *user, *hostname, *entrypoint, *net;
+  bool tls_verify_off, rm, detach, interactive, tty, read_only, no_new_privs, debug_fs;
+  json_t *env, *mounts;
+  lbx_err *bad; /* the first bad option value */
+};
+
+static int
+add_env_file(struct box_opts *o, const char *path)
+{
+  _cleanup_fclose_ FILE *f = fopen(path, "re");
+  if (!f)
+    return lbx_error_errno(&o->bad, errno, "--env-file %s", path);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, f)) >= 0) {
+    line[strcspn(line, "\r\n")] = '\0';
+    const char *p = line + strspn(line, " \t");
+    if (*p && *p != '#')
+      json_array_append_new(o->env, json_string(p));
+  }
+  free(line);
+  return 0;
+}
+
+static void
+add_env(struct box_opts *o, const char *kv)
+{
+  if (strchr(kv, '=')) {
+    json_array_append_new(o->env, json_string(kv));
+    return;
+  }
+  /* -e NAME: the caller's value, when it has one (Podman's rule) */
+  const char *v = getenv(kv);
+  if (v) {
+    _cleanup_free_ char *s = lbx_xasprintf("%s=%s", kv, v);
+    json_array_append_new(o->env, json_string(s));
+  }
+}
+
+static int
+add_volume(struct box_opts *o, const char *spec)
+{
+  _cleanup_free_ char *copy = lbx_xstrdup(spec);
+  char *src = copy, *dst = strchr(copy, ':');
+  if (!dst)
+    return lbx_error(&o->bad, EINVAL, "--volume %s: use HOST-DIR:BOX-DIR[:ro]", spec);
+  *dst++ = '\0';
+  char *mode = strchr(dst, ':');
+  if (mode)
+    *mode++ = '\0';
+  bool ro = false;
+  if (mode && strcmp(mode, "ro") == 0)
+    ro = true;
+  else if (mode && strcmp(mode, "rw") != 0)
+    return lbx_error(&o->bad, EINVAL, "--volume %s: option \"%s\": use ro or rw", spec, mode);
+  if (*src != '/' && strncmp(src, "./", 2) != 0 && strncmp(src, "../", 3) != 0 &&
+      strcmp(src, ".") != 0)
+    return lbx_error(&o->bad, EINVAL,
+                     "--volume %s: named volumes are not supported; give a host path "
+                     "(absolute, or starting with ./)",
+                     spec);
+  if (*dst != '/')
+    return lbx_error(&o->bad, EINVAL, "--volume %s: the box path must be absolute", spec);
+  char real[PATH_MAX];
+  if (!realpath(src, real))
+    return lbx_error_errno(&o->bad, errno, "--volume %s: %s", spec, src);
+  json_array_append_new(o->mounts, json_pack("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source",
+                                             real, "Destination", dst, "ReadOnly", ro));
+  return 0;
+}
+
+static int
+add_tmpfs(struct box_opts *o, const char *spec)
+{
+  _cleanup_free_ char *copy = lbx_xstrdup(spec);
+  char *opts = strchr(copy, ':');
+  if (opts)
+    *opts++ = '\0';
+  bool ro = false;
+  for (char *save = NULL, *t = opts ? strtok_r(opts, ",", &save) : NULL; t;
+       t = strtok_r(NULL, ",", &save)) {
+    if (strcmp(t, "ro") == 0)
+      ro = true;
+    else if (strcmp(t, "rw") != 0)
+      return lbx_error(&o->bad, EINVAL, "--tmpfs %s: option \"%s\": use ro or rw", spec, t);
+  }
+  if (*copy != '/')
+    return lbx_error(&o->bad, EINVAL, "--tmpfs %s: the box path must be absolute", spec);
+  json_array_append_new(o->mounts, json_pack("{s:s, s:s, s:b}", "Type", "tmpfs", "Destination",
+                                             copy, "ReadOnly", ro));
+  return 0;
+}
+
+enum {
+  OPT_PULL = 0x100,
+  OPT_TLS,
+  OPT_RM,
+  OPT_ENV_FILE,
+  OPT_TMPFS,
+  OPT_HOSTNAME,
+  OPT_ENTRYPOINT,
+  OPT_READ_ONLY,
+  OPT_NET,
+  OPT_NNP,
+};
+
+static const struct option box_longopts[] = {
+    {"name", required_argument, NULL, 'n'},
+    {"pull", required_argument, NULL, OPT_PULL},
+    {"tls-verify", required_argument, NULL, OPT_TLS},
+    {"rm", no_argument, NULL, OPT_RM},
+    {"detach", no_argument, NULL, 'd'},
+    {"interactive", no_argument, NULL, 'i'},
+    {"tty", no_argument, NULL, 't'},
+    {"env", required_argument, NULL, 'e'},
+    {"env-file", required_argument, NULL, OPT_ENV_FILE},
+    {"volume", required_argument, NULL, 'v'},
+    {"tmpfs", required_argument, NULL, OPT_TMPFS},
+    {"workdir", required_argument, NULL, 'w'},
+    {"user", required_argument, NULL, 'u'},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+    {"read-only", no_argument, NULL, OPT_READ_ONLY},
+    {"net", required_argument, NULL, OPT_NET},
+    {"network", required_argument, NULL, OPT_NET},
+    {"no-new-privileges", no_argument, NULL, OPT_NNP},
+    {0},
+};
+
+static int
+box_opt(void *ctx, int opt, char *arg)
+{
+  struct box_opts *o = ctx;
+  if (o->bad)
+    return 0;
+  switch (opt) {
+  case 'n': o->name = arg; break;
+  case OPT_PULL: o->pull = arg; break;
+  case OPT_TLS: o->tls_verify_off = strcmp(arg, "false") == 0; break;
+  case OPT_RM: o->rm = true; break;
+  case 'd': o->detach = true; break;
+  case 'i': o->interactive = true; break;
+  case 't': o->tty = true; break;
+  case 'e': add_env(o, arg); break;
+  case OPT_ENV_FILE: add_env_file(o, arg); break;
+  case 'v': add_volume(o, arg); break;
+  case OPT_TMPFS: add_tmpfs(o, arg); break;
+  case 'w': o->workdir = arg; break;
+  case 'u': o->user = arg; break;
+  case OPT_HOSTNAME: o->hostname = arg; break;
+  case OPT_ENTRYPOINT: o->entrypoint = arg; break;
+  case OPT_READ_ONLY: o->read_only = true; break;
+  case OPT_NET: o->net = arg; break;
+  case OPT_NNP: o->no_new_privs = true; break;
+  }
+  return 0;
+}
+
+static bool
+valid_name(const char *n)
+{
+  /* as Podman: [a-zA-Z0-9][a-zA-Z0-9_.-]* */
+  if (!((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') ||
+        (n[0] >= '0' && n[0] <= '9')))
+    return false;
+  return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+         strlen(n);
+}
+
+/* create's work, shared with run: the box's row, its settings as JSON. */
+static int
+create_box(lbx_cli *cli, const char *cmdname, struct box_opts *o, int argc, char **argv, int first,
+           char id[LBX_DIGEST_HEX], lbx_err **err)
+{
+  if (o->bad) {
+    *err = steal_pointer(&o->bad);
+    return -1;
+  }
+  if (first >= argc)
+    return lbx_error(err, EINVAL, "%s: name an image", cmdname);
+  if (strcmp(o->pull, "missing") != 0 && strcmp(o->pull, "always") != 0 &&
+      strcmp(o->pull, "never") != 0)
+    return lbx_error(err, EINVAL, "%s: --pull \"%s\": use always, missing or never", cmdname,
+                     o->pull);
+  if (o->name && !valid_name(o->name))
+    return lbx_error(err, EINVAL, "%s: box name \"%s\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*",
+                     cmdname, o->name);
+  if (o->net && strcmp(o->net, "host") != 0 && strcmp(o->net, "none") != 0)
+    return lbx_error(err, EINVAL, "%s: --net \"%s\": use host or none", cmdname, o->net);
+  if (o->workdir && *o->workdir != '/')
+    return lbx_error(err, EINVAL, "%s: --workdir \"%s\" must be an absolute path", cmdname,
+                     o->workdir);
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return -1;
+  char image[LBX_DIGEST_HEX];
+  lbx_err *miss = NULL;
+  bool have =
+      strcmp(o->pull, "always") != 0 && lbx_image_resolve(s, argv[first], image, &miss) == 0;
+  if (!have && strcmp(o->pull, "never") == 0) {
+    *err = miss;
+    return -1;
+  }
+  lbx_error_free(miss);
+  if (!have) {
+    lbx_pull_opts po = {0};
+    po.reg.insecure = o->tls_verify_off;
+    char *pulled = NULL;
+    if (lbx_pull(s, argv[first], &po, image, &pulled, err) < 0)
+      return -1;
+    free(pulled);
+  }
+  uint8_t rnd[LBX_DIGEST_LEN];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+    return lbx_error_errno(err, errno, "%s: random box ID", cmdname);
+  lbx_hex(rnd, sizeof rnd, id);
+  _cleanup_free_ char *name = o->name ? lbx_xstrdup(o->name) : lbx_xasprintf("box_%.12s", id);
+  _cleanup_json_ json_t *cmd = json_array();
+  for (int i = first + 1; i < argc; i++)
+    json_array_append_new(cmd, json_string(argv[i]));
+  _cleanup_json_ json_t *config = json_pack(
+      "{s:s, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:b, s:s}", "ImageName", argv[first], "Cmd", cmd,
+      "Env", o->env, "Mounts", o->mounts, "AutoRemove", o->rm, "Interactive", o->interactive,
+      "Tty", o->tty, "ReadOnly", o->read_only, "NoNewPrivileges", o->no_new_privs, "Net",
+      o->net ? o->net : "host");
+  if (o->entrypoint)
+    json_object_set_new(config, "Entrypoint", json_string(o->entrypoint));
+  if (o->workdir)
+    json_object_set_new(config, "WorkingDir", json_string(o->workdir));
+  if (o->user)
+    json_object_set_new(config, "User", json_string(o->user));
+  if (o->hostname)
+    json_object_set_new(config, "Hostname", json_string(o->hostname));
+  _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
+  return lbx_store_box_add(s, id, name, image, text, err);
+}
+
+static int
+create_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  struct box_opts o = {.pull = "missing", .env = json_array(), .mounts = json_array()};
+  int rc;
+  /* "+": what follows the image is the box's command, options included */
+  int first =
+      lbx_parse_opts(&lbx_run_cmds[0], argc, argv, "+ite:v:w:u:", box_longopts, box_opt, &o,
+                     &rc, err);
+  char id[LBX_DIGEST_HEX];
+  if (first >= 0)
+    rc = create_box(cli, "create", &o, argc, argv, first, id, err) < 0 ? 125 : 0;
+  if (first >= 0 && rc == 0)
+    printf("%s\n", id);
+  json_decref(o.env);
+  json_decref(o.mounts);
+  lbx_error_free(o.bad);
+  return rc;
+}
+
+/* ---- start: the box's settings merged with its image's ---- */
+
+/* JSON array of strings -> NULL-terminated vector (appended to v). */
+static char **
+strv_append(char **v, size_t *n, json_t *arr)
+{
+  size_t i;
+  json_t *x;
+  json_array_foreach(arr, i, x)
+  {
+    if (!json_is_string(x))
+      continue;
+    v = lbx_xrealloc(v, (*n + 2) * sizeof *v);
+    v[(*n)++] = lbx_xstrdup(json_string_value(x));
+    v[*n] = NULL;
+  }
+  return v;
+}
+
+static void
+strv_free(char **v)
+{
+  /* a NULL-terminated vector and its strings */
+  for (size_t i = 0; v && v[i]; i++)
+    free(v[i]);
+  free(v);
+}
+
+static void
+strv_freep(char ***v)
+{
+  strv_free(*v);
+}
+
+/* Image env, then the box's: a later KEY= wins. */
+static char **
+merge_env(json_t *image_env, json_t *box_env, json_t *more)
+{
+  json_t *all = json_array();
+  json_array_extend(all, image_env ? image_env : json_array());
+  json_array_extend(all, box_env ? box_env : json_array());
+  if (more)
+    json_array_extend(all, more);
+  char **v = NULL;
+  size_t n = 0;
+  size_t i;
+  json_t *x;
+  json_array_foreach(all, i, x)
+  {
+    const char *kv = json_string_value(x);
+    if (!kv || !strchr(kv, '='))
+      continue;
+    size_t klen = (size_t)(strchr(kv, '=') - kv);
+    size_t k;
+    for (k = 0; k < n; k++)
+      if (strncmp(v[k], kv, klen + 1) == 0)
+        break;
+    if (k < n) {
+      free(v[k]);
+      v[k] = lbx_xstrdup(kv);
+      continue;
+    }
+    v = lbx_xrealloc(v, (n + 2) * sizeof *v);
+    v[n++] = lbx_xstrdup(kv);
+    v[n] = NULL;
+  }
+  json_decref(all);
+  if (!v)
+    v = lbx_xcalloc(1, sizeof *v);
+  return v;
+}
+
+struct plan {
+  json_t *box, *image; /* the box's settings, the image's "config" */
+  char **argv, **env;
+  const char *workdir, *user;
+  char *chain_id;
+};
+
+static void
+plan_clear(struct plan *p)
+{
+  json_decref(p->box);
+  json_decref(p->image);
+  strv_free(p->argv);
+  strv_free(p->env);
+  free(p->chain_id);
+}
+
+static int
+make_plan(lbx_store *s, const lbx_box_row *box, struct plan *p, lbx_err **err)
+{
+  memset(p, 0, sizeof *p);
+  p->box = json_loads(box->config, 0, NULL);
+  if (!json_is_object(p->box))
+    return lbx_error(err, EINVAL, "box %s: its settings are not valid JSON", box->name);
+  lbx_image_row row = {0};
+  _cleanup_free_ char *cfg = NULL;
+  size_t len = 0;
+  if (lbx_store_image_get(s, box->image, &row, &cfg, &len, err) < 0)
+    return -1;
+  p->chain_id = steal_pointer(&row.chain_id);
+  lbx_image_row_clear(&row);
+  json_t *whole = json_loadb(cfg, len, 0, NULL);
+  p->image = json_incref(json_object_get(whole, "config"));
+  json_decref(whole);
+  if (!p->image)
+    p->image = json_object();
+  /* Podman's rule: --entrypoint replaces the image's and drops its Cmd */
+  size_t n = 0;
+  json_t *ep = json_object_get(p->box, "Entrypoint");
+  json_t *cmd = json_object_get(p->box, "Cmd");
+  if (json_is_string(ep)) {
+    json_t *one = json_pack("[s]", json_string_value(ep));
+    if (*json_string_value(ep))
+      p->argv = strv_append(p->argv, &n, one);
+    json_decref(one);
+  } else {
+    p->argv = strv_append(p->argv, &n, json_object_get(p->image, "Entrypoint"));
+  }
+  if (json_array_size(cmd) > 0)
+    p->argv = strv_append(p->argv, &n, cmd);
+  else if (!json_is_string(ep))
+    p->argv = strv_append(p->argv, &n, json_object_get(p->image, "Cmd"));
+  if (n == 0)
+    return lbx_error(err, EINVAL, "box %s: no command: the image has none, and none was given",
+                     box->name);
+  p->env = merge_env(json_object_get(p->image, "Env"), json_object_get(p->box, "Env"), NULL);
+  p->workdir = json_string_value(json_object_get(p->box, "WorkingDir"));
+  if (!p->workdir || !*p->workdir)
+    p->workdir = json_string_value(json_object_get(p->image, "WorkingDir"));
+  p->user = json_string_value(json_object_get(p->box, "User"));
+  if (!p->user || !*p->user)
+    p->user = json_string_value(json_object_get(p->image, "User"));
+  return 0;
+}
+
+struct sup_ctx {
+  const char *root, *id;
+  bool auto_remove;
+};
+
+static void
+sup_started(void *ctx, pid_t pid, uint64_t pid_start)
+{
+  struct sup_ctx *c = ctx;
+  lbx_store *s = NULL;
+  if (lbx_store_open(c->root, 0, &s, NULL) == 0)
+    lbx_store_box_set_running(s, c->id, pid, pid_start, lbx_now_ns(), NULL);
+  lbx_store_close(s);
+}
+
+static void
+sup_exited(void *ctx, int code)
+{
+  struct sup_ctx *c = ctx;
+  lbx_store *s = NULL;
+  if (lbx_store_open(c->root, 0, &s, NULL) == 0)
+    lbx_store_box_set_exited(s, c->id, code, lbx_now_ns(), NULL);
+  lbx_store_close(s);
+}
+
+static volatile sig_atomic_t forward_to;
+
+static void
+forward_signal(int sig)
+{
+  if (forward_to > 0)
+    kill((pid_t)forward_to, sig);
+}
+
+/* Starts the box; attached: returns its exit code when it ends; detached:
+ * 0 once it runs. 125/126/127 with *err when it cannot start. */
+static int
+start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err **err)
+{
+  lbx_store *s = cli->store;
+  if (lbx_cli_box_running(s, box))
+    return lbx_error(err, EBUSY, "box %s is already running", box->name), 125;
+  _cleanup_(plan_clear) struct plan p;
+  if (make_plan(s, box, &p, err) < 0)
+    return 125;
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, box->id);
+  json_t *mounts = json_object_get(p.box, "Mounts");
+  size_t nm = json_array_size(mounts);
+  _cleanup_free_ lbx_mount_spec *ms = lbx_xcalloc(nm + 1, sizeof *ms);
+  for (size_t i = 0; i < nm; i++) {
+    json_t *m = json_array_get(mounts, i);
+    const char *type = json_string_value(json_object_get(m, "Type"));
+    ms[i].kind = type && strcmp(type, "tmpfs") == 0 ? LBX_MNT_TMPFS : LBX_MNT_BIND;
+    ms[i].source = (char *)json_string_value(json_object_get(m, "Source"));
+    ms[i].target = (char *)json_string_value(json_object_get(m, "Destination"));
+    ms[i].ro = json_is_true(json_object_get(m, "ReadOnly"));
+    if (!ms[i].target || (ms[i].kind == LBX_MNT_BIND && !ms[i].source))
+      return lbx_error(err, EINVAL, "box %s: mount %zu of its settings is incomplete", box->name,
+                       i),
+             125;
+  }
+  const char *hostname = json_string_value(json_object_get(p.box, "Hostname"));
+  char short_id[13];
+  snprintf(short_id, sizeof short_id, "%.12s", box->id);
+  bool tty = json_is_true(json_object_get(p.box, "Tty"));
+  lbx_launch l = {
+      .id = box->id,
+      .name = box->name,
+      .store_root = cli->root,
+      .chain_id = p.chain_id,
+      .box_dir = dir,
+      .argv = p.argv,
+      .env = p.env,
+      .workdir = p.workdir,
+      .user = p.user,
+      .hostname = hostname && *hostname ? hostname : short_id,
+      .tty = tty,
+      .interactive = attach && json_is_true(json_object_get(p.box, "Interactive")),
+      .attach = attach,
+      .read_only = json_is_true(json_object_get(p.box, "ReadOnly")),
+      .no_new_privs = json_is_true(json_object_get(p.box, "NoNewPrivileges")),
+      .net_none = strcmp(json_string_value(json_object_get(p.box, "Net")) ?: "host", "none") == 0,
+      .mounts = ms,
+      .nmounts = nm,
+      .debug = debug,
+  };
+  struct sup_ctx sc = {cli->root, box->id, json_is_true(json_object_get(p.box, "AutoRemove"))};
+  lbx_launch_cbs cbs = {&sc, sup_started, sup_exited};
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) < 0)
+    return lbx_error_errno(err, errno, "pipe"), 125;
+  struct termios saved;
+  bool restore = attach && tty && isatty(0) && tcgetattr(0, &saved) == 0;
+  fflush(NULL);
+  /* SQLite keeps per-process state about open databases (locks, the WAL
+   * index) that a forked child would inherit but not own: the supervisor's
+   * own connections then miss their locks, and the parent's close can
+   * checkpoint and delete the WAL under them (a detached box's exit code
+   * was lost that way). Closed here; reopened when needed. */
+  lbx_store_close(cli->store);
+  cli->store = NULL;
+  pid_t sup = fork();
+  if (sup < 0)
+    return lbx_error_errno(err, errno, "fork"), 125;
+  if (sup == 0) {
+    /* the supervisor: no SQLite handle crosses fork; it opens its own */
+    close(ready[0]);
+    if (!attach) {
+      setsid();
+      int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (nul >= 0) {
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(nul, 2);
+      }
+    }
+    struct termios raw_saved;
+    bool raw = attach && tty && l.interactive && lbx_term_raw(0, &raw_saved) == 0;
+    int code = lbx_supervise(&l, ready[1], &cbs);
+    if (raw)
+      lbx_term_restore(0, &raw_saved);
+    if (sc.auto_remove) {
+      lbx_store *own = NULL;
+      if (lbx_store_open(cli->root, 0, &own, NULL) == 0)
+        lbx_store_box_delete(own, box->id, NULL);
+      lbx_store_close(own);
+    }
+    _exit(code & 0xff);
+  }
+  close(ready[1]);
+  forward_to = sup;
+  struct sigaction sa = {.sa_handler = forward_signal}, old_term, old_hup, old_int, old_quit;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, &old_term);
+  sigaction(SIGHUP, &sa, &old_hup);
+  /* ^C and ^\ on the terminal reach the supervisor too (one process group):
+   * passing them on again would double them */
+  struct sigaction ign = {.sa_handler = SIG_IGN};
+  sigaction(SIGINT, attach ? &ign : &sa, &old_int);
+  sigaction(SIGQUIT, attach ? &ign : &sa, &old_quit);
+  char line[800];
+  ssize_t got = lbx_read_all(ready[0], line, sizeof line - 1);
+  close(ready[0]);
+  line[got > 0 ? got : 0] = '\0';
+  line[strcspn(line, "\n")] = '\0';
+  int rc;
+  int code = got > 0 ? atoi(line) : 125;
+  if (code != 0) {
+    int status;
+    waitpid(sup, &status, 0);
+    const char *msg = strchr(line, ' ');
+    lbx_error(err, EINVAL, "%s", msg ? msg + 1 : "the box's supervisor ended before the box ran");
+    rc = code;
+  } else if (!attach) {
+    rc = 0;
+  } else {
+    int status;
+    while (waitpid(sup, &status, 0) < 0 && errno == EINTR)
+      ;
+    rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  if (restore)
+    tcsetattr(0, TCSADRAIN, &saved);
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGHUP, &old_hup, NULL);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGQUIT, &old_quit, NULL);
+  forward_to = 0;
+  return rc;
+}
+
+static int
+run_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  struct box_opts o = {.pull = "missing", .env = json_array(), .mounts = json_array()};
+  int rc;
+  int first = lbx_parse_opts(&lbx_run_cmds[1], argc, argv, "+dite:v:w:u:", box_longopts,
+                             box_opt, &o, &rc, err);
+  char id[LBX_DIGEST_HEX];
+  if (first >= 0)
+    rc = create_box(cli, "run", &o, argc, argv, first, id, err) < 0 ? 125 : 0;
+  json_decref(o.env);
+  json_decref(o.mounts);
+  lbx_error_free(o.bad);
+  if (first < 0 || rc != 0)
+    return rc;
+  lbx_box_row box = {0};
+  if (box_lookup(cli->store, id, &box, err) < 0)
+    return 125;
+  rc = start_box(cli, &box, !o.detach, false, err);
+  if (o.detach && rc == 0)
+    printf("%s\n", box.id);
+  /* a box that never ran is no box: --rm removes it then too */
+  lbx_store *s = rc >= 125 && o.rm ? lbx_cli_store(cli, NULL) : NULL;
+  if (s && !lbx_cli_box_running(s, &box))
+    lbx_store_box_delete(s, box.id, NULL);
+  lbx_box_row_clear(&box);
+  return rc;
+}
+
+/* ---- start, stop, kill, wait ---- */
+
+struct flag_opts {
+  bool attach, interactive;
+  long timeout;
+  const char *signal;
+};
+
+static int
+flag_opt(void *ctx, int opt, char *arg)
+{
+  struct flag_opts *o = ctx;
+  if (opt == 'a')
+    o->attach = true;
+  else if (opt == 'i')
+    o->interactive = true;
+  else if (opt == 't')
+    o->timeout = strtol(arg, NULL, 10);
+  else if (opt == 's')
+    o->signal = arg;
+  return 0;
+}
+
+static int
+start_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"attach", no_argument, NULL, 'a'},
+                                       {"interactive", no_argument, NULL, 'i'},
+                                       {0}};
+  struct flag_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_run_cmds[2], argc, argv, "ai", opts, flag_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first >= argc)
+    return lbx_error(err, EINVAL, "start: name at least one box"), 125;
+  if (o.attach && argc - first > 1)
+    return lbx_error(err, EINVAL, "start: --attach takes one box"), 125;
+  for (int a = first; a < argc; a++) {
+    /* start_box closes the store before it forks: opened again each time */
+    lbx_store *s = lbx_cli_store(cli, err);
+    if (!s)
+      return 125;
+    _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+    if (box_lookup(s, argv[a], &box, err) < 0)
+      return 125;
+    if (o.interactive) {
+      /* start -i: stdin for this run, whatever create said */
+      json_t *c = json_loads(box.config, 0, NULL);
+      json_object_set_new(c, "Interactive", json_true());
+      free(box.config);
+      box.config = json_dumps(c, JSON_COMPACT);
+      json_decref(c);
+    }
+    rc = start_box(cli, &box, o.attach, false, err);
+    if (o.attach || rc != 0)
+      return rc;
+    printf("%s\n", argv[a]);
+  }
+  return 0;
+}
+
+static const struct {
+  const char *name;
+  int sig;
+} signals[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT},
+    {"STOP", SIGSTOP}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE},
+};
+
+static int
+parse_signal(const char *s)
+{
+  char *end;
+  long n = strtol(s, &end, 10);
+  if (*s && !*end)
+    return n > 0 && n < NSIG ? (int)n : -1;
+  if (strncasecmp(s, "SIG", 3) == 0)
+    s += 3;
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(signals); i++)
+    if (strcasecmp(s, signals[i].name) == 0)
+      return signals[i].sig;
+  return -1;
+}
+
+/* Signals the box's pid 1, checking it is still that process. */
+static int
+signal_box(lbx_store *s, const lbx_box_row *box, int sig)
+{
+  if (!lbx_cli_box_running(s, box) || lbx_pid_start(box->pid) != box->pid_start)
+    return -ESRCH;
+  return kill(box->pid, sig) < 0 ? -errno : 0;
+}
+
+static int
+stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"time", required_argument, NULL, 't'}, {0}};
+  struct flag_opts o = {.timeout = 10};
+  int rc;
+  int first = lbx_parse_opts(&lbx_run_cmds[3], argc, argv, "t:", opts, flag_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first >= argc)
+    return lbx_error(err, EINVAL, "stop: name at least one box"), 125;
+  if (o.timeout < 0)
+    return lbx_error(err, EINVAL, "stop: --time must be 0 or more seconds"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  for (int a = first; a < argc; a++) {
+    _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+    if (box_lookup(s, argv[a], &box, err) < 0)
+      return 125;
+    /* pid 1 of a pid namespace ignores SIGTERM it has no handler for:
+     * then SIGKILL after the grace time, as Podman does */
+    if (signal_box(s, &box, SIGTERM) == 0 &&
+        lbx_cli_box_wait(s, box.id, (int)o.timeout * 1000) < 0) {
+      signal_box(s, &box, SIGKILL);
+      lbx_cli_box_wait(s, box.id, -1);
+    }
+    printf("%s\n", argv[a]);
+  }
+  return 0;
+}
+
+static int
+kill_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"signal", required_argument, NULL, 's'}, {0}};
+  struct flag_opts o = {.signal = "KILL"};
+  int rc;
+  int first = lbx_parse_opts(&lbx_run_cmds[4], argc, argv, "s:", opts, flag_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first >= argc)
+    return lbx_error(err, EINVAL, "kill: name at least one box"), 125;
+  int sig = parse_signal(o.signal);
+  if (sig < 0)
+    return lbx_error(err, EINVAL, "kill: \"%s\" is not a signal", o.signal), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  for (int a = first; a < argc; a++) {
+    _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+    if (box_lookup(s, argv[a], &box, err) < 0)
+      return 125;
+    int r = signal_box(s, &box, sig);
+    if (r == -ESRCH)
+      return lbx_error(err, ESRCH, "box %s is not running", box.name), 125;
+    if (r < 0)
+      return lbx_error_errno(err, -r, "box %s: signal %d", box.name, sig), 125;
+    printf("%s\n", box.id);
+  }
+  return 0;
+}
+
+static int
+wait_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{0}};
+  int rc;
+  int first = lbx_parse_opts(&lbx_run_cmds[5], argc, argv, "", opts, flag_opt, NULL, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first >= argc)
+    return lbx_error(err, EINVAL, "wait: name at least one box"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  for (int a = first; a < argc; a++) {
+    _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+    if (box_lookup(s, argv[a], &box, err) < 0)
+      return 125;
+    lbx_cli_box_wait(s, box.id, -1);
+    lbx_box_row_clear(&box);
+    if (box_lookup(s, argv[a], &box, err) < 0)
+      return 125;
+    lbx_cli_box_running(s, &box); /* records a killed supervisor's box as exited */
+    lbx_box_row_clear(&box);
+    if (box_lookup(s, argv[a], &box, err) < 0)
+      return 125;
+    printf("%d\n", box.exit_code);
+  }
+  return 0;
+}
+
+/* ---- exec ---- */
+
+struct exec_opts {
+  bool interactive, tty, no_new_privs;
+  const char *workdir, *user;
+  json_t *env;
+};
+
+static int
+exec_opt(void *ctx, int opt, char *arg)
+{
+  struct exec_opts *o = ctx;
+  if (opt == 'i')
+    o->interactive = true;
+  else if (opt == 't')
+    o->tty = true;
+  else if (opt == 'w')
+    o->workdir = arg;
+  else if (opt == 'u')
+    o->user = arg;
+  else if (opt == 'e') {
+    const char *v = strchr(arg, '=') ? NULL : getenv(arg);
+    if (strchr(arg, '='))
+      json_array_append_new(o->env, json_string(arg));
+    else if (v) {
+      _cleanup_free_ char *kv = lbx_xasprintf("%s=%s", arg, v);
+      json_array_append_new(o->env, json_string(kv));
+    }
+  }
+  return 0;
+}
+
+static int
+exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"interactive", no_argument, NULL, 'i'},
+                                       {"tty", no_argument, NULL, 't'},
+                                       {"env", required_argument, NULL, 'e'},
+                                       {"workdir", required_argument, NULL, 'w'},
+                                       {"user", required_argument, NULL, 'u'},
+                                       {0}};
+  _cleanup_json_ json_t *env = json_array();
+  struct exec_opts o = {.env = env};
+  int rc;
+  int first =
+      lbx_parse_opts(&lbx_run_cmds[6], argc, argv, "+ite:w:u:", opts, exec_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (argc - first < 2)
+    return lbx_error(err, EINVAL, "exec: name a box and a command"), 125;
+  if (o.workdir && *o.workdir != '/')
+    return lbx_error(err, EINVAL, "exec: --workdir \"%s\" must be an absolute path", o.workdir),
+           125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+  if (box_lookup(s, argv[first], &box, err) < 0)
+    return 125;
+  if (!lbx_cli_box_running(s, &box) || lbx_pid_start(box.pid) != box.pid_start)
+    return lbx_error(err, ESRCH, "box %s is not running", box.name), 125;
+  _cleanup_(plan_clear) struct plan p;
+  if (make_plan(s, &box, &p, err) < 0)
+    return 125;
+  _cleanup_(strv_freep) char **envv =
+      merge_env(json_object_get(p.image, "Env"), json_object_get(p.box, "Env"), env);
+  lbx_exec x = {
+      .pid = box.pid,
+      .argv = argv + first + 1,
+      .env = envv,
+      .workdir = o.workdir ? o.workdir : p.workdir,
+      .user = o.user ? o.user : p.user,
+      .tty = o.tty,
+      .interactive = o.interactive,
+      .no_new_privs = json_is_true(json_object_get(p.box, "NoNewPrivileges")),
+  };
+  fflush(NULL);
+  rc = lbx_exec_in(&x, err);
+  if (rc < 0)
+    rc = (*err)->code == ENOENT ? 127 : (*err)->code == EACCES ? 126 : 125;
+  /* This process may now have the box's namespaces and root: its /proc is
+   * the box's, and exit-time work (the leak checker of a test build walks
+   * /proc/self) would not find itself there. Nothing is left to do but
+   * report and go. */
+  if (*err)
+    fprintf(stderr, "Error: %s\n", (*err)->msg);
+  fflush(NULL);
+  _exit(rc);
+}
+
+#define BOX_OPTIONS_HELP                                                                           \
+  "  -e, --env KEY[=VALUE]      set a variable (KEY alone: the caller's value)\n"                \
+  "      --env-file FILE        variables from FILE, KEY=VALUE per line\n"                        \
+  "      --entrypoint CMD       run CMD instead of the image's entrypoint (its\n"                \
+  "                             Cmd is then dropped unless a command is given)\n"               \
+  "      --hostname NAME        the box's hostname (default: its short ID)\n"                    \
+  "  -i, --interactive          keep the caller's stdin open to the box\n"                       \
+  "      --name NAME            the box's name (default box_<ID>)\n"                              \
+  "      --net, --network MODE  host (default: the host's network) or none (a\n"               \
+  "                             network namespace with only lo)\n"                               \
+  "      --no-new-privileges    the box's processes cannot gain privileges\n"                    \
+  "      --pull POLICY          missing (default): pull IMAGE when it is not in\n"               \
+  "                             the store; always; never\n"                                       \
+  "      --read-only            mount the box's root read-only\n"                                \
+  "      --rm                   remove the box when it ends\n"                                    \
+  "      --tls-verify=false     pull over plain HTTP or without TLS checks\n"                    \
+  "      --tmpfs DIR[:ro]       an empty tmpfs at DIR in the box\n"                              \
+  "  -t, --tty                  give the box a terminal (a pty of its own)\n"                    \
+  "  -u, --user USER[:GROUP]    run as USER (name from the box's /etc/passwd, or\n"              \
+  "                             uid[:gid]); rootless boxes have only root\n"                     \
+  "  -v, --volume HOST:BOX[:ro] bind-mount the host directory or file HOST\n"                    \
+  "                             (absolute or ./relative) at BOX\n"                               \
+  "  -w, --workdir DIR          working directory in the box (made if missing)\n"
+
+const lbx_cmd lbx_run_cmds[] = {
+    {"create", create_run, "Create a box from an image (no files copied)",
+     "Usage: lazybox create [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+     "\n"
+     "Create a box: a row and an empty upper directory over IMAGE, whatever its\n"
+     "size, with the settings below; prints the box ID. `lazybox start` runs it;\n"
+     "`lazybox mount BOX` shows its root read-write.\n"
+     "\n"
+     "Options:\n" BOX_OPTIONS_HELP},
+    {"run", run_run, "Create a box and run it",
+     "Usage: lazybox run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+     "\n"
+     "Create a box from IMAGE and run COMMAND (default: the image's entrypoint\n"
+     "and command) in new user (rootless), mount, pid, uts and ipc namespaces.\n"
+     "Attached, the box's output goes to the caller and to its log, and the\n"
+     "exit code is the box's (125: lazybox failed, 126: the command cannot run,\n"
+     "127: no such command). With -d, prints the box ID once it runs.\n"
+     "\n"
+     "Options:\n"
+     "  -d, --detach               run in the background (output to the log)\n" BOX_OPTIONS_HELP},
+    {"start", start_run, "Start boxes",
+     "Usage: lazybox start [OPTIONS] BOX [BOX...]\n"
+     "\n"
+     "Start created or exited boxes in the background and print their names, or\n"
+     "with -a run one attached and exit with its exit code. Starting a running\n"
+     "box is an error.\n"
+     "\n"
+     "Options:\n"
+     "  -a, --attach        attach to the box's output; its exit code is ours\n"
+     "  -i, --interactive   the caller's stdin goes to the box\n"},
+    {"stop", stop_run, "Stop running boxes",
+     "Usage: lazybox stop [OPTIONS] BOX [BOX...]\n"
+     "\n"
+     "Send SIGTERM to each box's first process, then SIGKILL when it has not\n"
+     "ended after the grace time; prints the names. A box that does not run is\n"
+     "not an error. (A first process without a SIGTERM handler ignores it, as\n"
+     "pid 1 does: it is killed after the grace time.)\n"
+     "\n"
+     "Options:\n"
+     "  -t, --time SECONDS   grace time before SIGKILL (default 10)\n"},
+    {"kill", kill_run, "Send a signal to running boxes",
+     "Usage: lazybox kill [OPTIONS] BOX [BOX...]\n"
+     "\n"
+     "Send a signal to each box's first process; prints the IDs.\n"
+     "\n"
+     "Options:\n"
+     "  -s, --signal SIGNAL   name (TERM, SIGTERM) or number (default KILL)\n"},
+    {"wait", wait_run, "Wait for boxes to end",
+     "Usage: lazybox wait BOX [BOX...]\n"
+     "\n"
+     "Wait until each box has stopped and print its exit code (128+N after\n"
+     "signal N; -1 when its supervisor was killed and the code is unknown).\n"},
+    {"exec", exec_run, "Run a command in a running box",
+     "Usage: lazybox exec [OPTIONS] BOX COMMAND [ARG...]\n"
+     "\n"
+     "Run COMMAND in a running box: in its namespaces and root, with its\n"
+     "environment, user and working directory unless given; the exit code is\n"
+     "the command's (125, 126, 127 as for run).\n"
+     "\n"
+     "Options:\n"
+     "  -e, --env KEY[=VALUE]    set a variable\n"
+     "  -i, --interactive        the caller's stdin goes to the command\n"
+     "  -t, --tty                a pty from the box's /dev/pts\n"
+     "  -u, --user USER[:GROUP]  run as USER\n"
+     "  -w, --workdir DIR        working directory\n"},
+    {0},
+};

@@ -1,0 +1,723 @@
+/* The supervisor and the box's first process.
+ *
+ * Order matters, and is the point of this file:
+ *  - the supervisor unshares every namespace at once (user first, so the
+ *    others belong to it), maps the caller to root, makes its mount tree
+ *    private, mounts the box's root with fs/box.c (no thread runs yet) and
+ *    forks the box's first process, which becomes pid 1 of the new pid
+ *    namespace; only then does it start serving FUSE;
+ *  - the box process unshares a second mount namespace (pivot_root moves
+ *    every process whose root is the old root: the supervisor must keep
+ *    the host view it serves the store and the upper dir from), takes what
+ *    it needs from the host as detached mounts (proc, sys, dev nodes, the
+ *    box's /etc files, volumes), pivot_roots into the FUSE mount, detaches
+ *    the old root, and only then attaches those mounts, by paths that now
+ *    resolve inside the box: an image's symlink can never point a mount
+ *    or a created file at a host path. */
+#include "fs.h"
+#include "io.h"
+#include "launch-internal.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int
+lbx_failf(lbx_fail *f, int code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(f->msg, sizeof f->msg, fmt, ap);
+  va_end(ap);
+  f->code = code;
+  return -1;
+}
+
+uint64_t
+lbx_pid_start(pid_t pid)
+{
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  /* the command name may hold spaces and parentheses: count from the last ')' */
+  char *p = strrchr(buf, ')');
+  if (!p)
+    return 0;
+  p++;
+  for (int field = 3; field < 22 && p; field++)
+    p = strchr(p + 1, ' ');
+  return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* ---- files the box sees at /etc/hostname, /etc/hosts, /etc/resolv.conf ---- */
+
+static int
+write_text(const char *path, const char *text, size_t n)
+{
+  _cleanup_free_ char *tmp = lbx_xasprintf("%s.tmp", path);
+  _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 || lbx_write_all(fd, text, n) < 0 || rename(tmp, path) < 0)
+    return -errno;
+  return 0;
+}
+
+static int
+box_files(const lbx_launch *l, lbx_fail *f)
+{
+  _cleanup_free_ char *hn = lbx_xasprintf("%s/hostname", l->box_dir);
+  _cleanup_free_ char *hosts = lbx_xasprintf("%s/hosts", l->box_dir);
+  _cleanup_free_ char *resolv = lbx_xasprintf("%s/resolv.conf", l->box_dir);
+  _cleanup_free_ char *t1 = lbx_xasprintf("%s\n", l->hostname);
+  _cleanup_free_ char *t2 = lbx_xasprintf("127.0.0.1\tlocalhost\n"
+                                          "::1\tlocalhost ip6-localhost ip6-loopback\n"
+                                          "127.0.1.1\t%s %s\n",
+                                          l->hostname, l->name);
+  _cleanup_free_ char *t3 = NULL;
+  size_t n3 = 0;
+  /* a box without a network of its own resolves as the host does */
+  if (l->net_none || lbx_read_file("/etc/resolv.conf", 1 << 20, &t3, &n3) < 0) {
+    free(t3);
+    t3 = lbx_xstrdup("");
+    n3 = 0;
+  }
+  int r;
+  if ((r = write_text(hn, t1, strlen(t1))) < 0 || (r = write_text(hosts, t2, strlen(t2))) < 0 ||
+      (r = write_text(resolv, t3, n3)) < 0)
+    return lbx_failf(f, 125, "box %s: writing its /etc files in %s: %s", l->name, l->box_dir,
+                     strerror(-r));
+  return 0;
+}
+
+/* ---- the box's first process ---- */
+
+struct child_fds {
+  int err_w;  /* failures before exec, as "code message" */
+  int sock_w; /* with a tty: the pty master goes to the supervisor */
+  int out_w, errout_w;
+};
+
+static int
+detached_tree(const char *path, bool recursive, bool ro, lbx_fail *f)
+{
+  int fd = open_tree(AT_FDCWD, path,
+                     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+  if (fd < 0)
+    return lbx_failf(f, 125, "taking %s into the box: %s", path, strerror(errno));
+  if (ro) {
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a, sizeof a) < 0) {
+      close(fd);
+      return lbx_failf(f, 125, "making %s read-only: %s", path, strerror(errno));
+    }
+  }
+  return fd;
+}
+
+/* A new proc or sysfs, detached. Made before pivot_root: an unprivileged
+ * mount of either needs a fully visible one in the mount namespace, which
+ * the host's are. */
+static int
+new_fs(const char *type, unsigned attr, lbx_fail *f)
+{
+  _cleanup_close_ int fs = fsopen(type, FSOPEN_CLOEXEC);
+  if (fs < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+    return lbx_failf(f, 125, "mounting the box's %s: %s", type, strerror(errno));
+  int m = fsmount(fs, FSMOUNT_CLOEXEC,
+                  attr | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  if (m < 0)
+    return lbx_failf(f, 125, "mounting the box's %s: %s", type, strerror(errno));
+  return m;
+}
+
+/* A mount point inside the box (after pivot_root): made when missing. */
+static int
+ensure_target(const char *path, bool dir)
+{
+  struct stat st;
+  if (stat(path, &st) == 0)
+    return 0;
+  _cleanup_free_ char *parent = lbx_xstrdup(path);
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = '\0';
+    lbx_mkdir_p(parent, 0755);
+  }
+  if (dir)
+    return lbx_mkdir_p(path, 0755);
+  /* a dangling symlink (resolv.conf -> a systemd path) gives way */
+  struct stat lst;
+  if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+    unlink(path);
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0)
+    return -errno;
+  close(fd);
+  return 0;
+}
+
+static int
+attach(int tree, const char *target, bool dir, lbx_fail *f)
+{
+  int r = ensure_target(target, dir);
+  if (r < 0)
+    return lbx_failf(f, 125, "making mount point %s in the box: %s", target, strerror(-r));
+  if (move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    return lbx_failf(f, 125, "mounting %s in the box: %s", target, strerror(errno));
+  return 0;
+}
+
+static int
+lo_up(lbx_fail *f)
+{
+  _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr = {0};
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+    return lbx_failf(f, 125, "network lo: %s", strerror(errno));
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+    return lbx_failf(f, 125, "bringing up lo: %s", strerror(errno));
+  return 0;
+}
+
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+static const char *const etc_files[] = {"hostname", "hosts", "resolv.conf"};
+
+static int
+make_dev(bool single_id, const int nodes[], lbx_fail *f)
+{
+  if (ensure_target("/dev", true) < 0 ||
+      mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0)
+    return lbx_failf(f, 125, "mounting the box's /dev: %s", strerror(errno));
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(dev_nodes); i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/dev/%s", dev_nodes[i]);
+    if (attach(nodes[i], path, false, f) < 0)
+      return -1;
+  }
+  /* gid 5 (tty) exists only when the box has more than the caller's id */
+  if (mkdir("/dev/pts", 0755) < 0 ||
+      mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+            single_id ? "newinstance,ptmxmode=0666,mode=620"
+                      : "newinstance,ptmxmode=0666,mode=620,gid=5") < 0)
+    return lbx_failf(f, 125, "mounting the box's /dev/pts: %s", strerror(errno));
+  if (mkdir("/dev/shm", 01777) < 0 ||
+      mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "mode=1777,size=65536k") < 0)
+    return lbx_failf(f, 125, "mounting the box's /dev/shm: %s", strerror(errno));
+  static const char *const links[][2] = {{"pts/ptmx", "/dev/ptmx"},
+                                         {"/proc/self/fd", "/dev/fd"},
+                                         {"/proc/self/fd/0", "/dev/stdin"},
+                                         {"/proc/self/fd/1", "/dev/stdout"},
+                                         {"/proc/self/fd/2", "/dev/stderr"}};
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(links); i++)
+    if (symlink(links[i][0], links[i][1]) < 0)
+      return lbx_failf(f, 125, "making %s in the box: %s", links[i][1], strerror(errno));
+  return 0;
+}
+
+static int
+send_fd(int sock, int fd)
+{
+  char byte = 0;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                     .msg_controllen = sizeof u.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  return sendmsg(sock, &m, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+static int
+recv_fd(int sock)
+{
+  char byte;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                     .msg_controllen = sizeof u.buf};
+  if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1)
+    return -1;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  if (!c || c->cmsg_type != SCM_RIGHTS)
+    return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+static int
+box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, bool single_id,
+          lbx_fail *f)
+{
+  if (setsid() < 0)
+    return lbx_failf(f, 125, "setsid: %s", strerror(errno));
+  if (!l->tty) {
+    int in = l->interactive ? 0 : open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(cf->out_w, 1) < 0 || dup2(cf->errout_w, 2) < 0)
+      return lbx_failf(f, 125, "box stdio: %s", strerror(errno));
+  }
+  if (unshare(CLONE_NEWNS) < 0)
+    return lbx_failf(f, 125, "a mount namespace for the box: %s", strerror(errno));
+  if (sethostname(l->hostname, strlen(l->hostname)) < 0)
+    return lbx_failf(f, 125, "hostname %s: %s", l->hostname, strerror(errno));
+  if (l->net_none && lo_up(f) < 0)
+    return -1;
+
+  /* what comes from the host, taken while its paths are in view */
+  int proc = new_fs("proc", 0, f);
+  if (proc < 0)
+    return -1;
+  /* a box with its own network gets a sysfs of its own (its
+   * /sys/class/net shows its interfaces); else the host's, read-only */
+  int sys = l->net_none ? new_fs("sysfs", MOUNT_ATTR_RDONLY, f) : -1;
+  if (sys < 0)
+    sys = detached_tree("/sys", true, true, f);
+  if (sys < 0)
+    return -1;
+  int nodes[LBX_ARRAY_SIZE(dev_nodes)];
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(dev_nodes); i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/dev/%s", dev_nodes[i]);
+    if ((nodes[i] = detached_tree(path, false, false, f)) < 0)
+      return -1;
+  }
+  int etc[LBX_ARRAY_SIZE(etc_files)];
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(etc_files); i++) {
+    _cleanup_free_ char *p = lbx_xasprintf("%s/%s", l->box_dir, etc_files[i]);
+    if ((etc[i] = detached_tree(p, false, false, f)) < 0)
+      return -1;
+  }
+  _cleanup_free_ int *vols = lbx_xcalloc(l->nmounts + 1, sizeof *vols);
+  _cleanup_free_ bool *vol_dir = lbx_xcalloc(l->nmounts + 1, sizeof *vol_dir);
+  for (size_t i = 0; i < l->nmounts; i++) {
+    const lbx_mount_spec *m = &l->mounts[i];
+    if (m->kind != LBX_MNT_BIND)
+      continue;
+    struct stat st;
+    if (stat(m->source, &st) < 0)
+      return lbx_failf(f, 125, "volume %s: %s", m->source, strerror(errno));
+    vol_dir[i] = S_ISDIR(st.st_mode);
+    if ((vols[i] = detached_tree(m->source, true, m->ro, f)) < 0)
+      return -1;
+  }
+
+  /* into the box's root, leaving nothing of the host's behind */
+  _cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0 || fchdir(rfd) < 0)
+    return lbx_failf(f, 125, "box root %s: %s", root, strerror(errno));
+  if (syscall(SYS_pivot_root, ".", ".") < 0)
+    return lbx_failf(f, 125, "pivot_root into %s: %s", root, strerror(errno));
+  if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+    return lbx_failf(f, 125, "detaching the host's root: %s", strerror(errno));
+
+  if (attach(proc, "/proc", true, f) < 0 || make_dev(single_id, nodes, f) < 0 ||
+      attach(sys, "/sys", true, f) < 0)
+    return -1;
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(etc_files); i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/etc/%s", etc_files[i]);
+    /* a read-only image without the file goes without it */
+    if (ensure_target(path, false) == 0 && attach(etc[i], path, false, f) < 0)
+      return -1;
+  }
+  for (size_t i = 0; i < l->nmounts; i++) {
+    const lbx_mount_spec *m = &l->mounts[i];
+    if (m->kind == LBX_MNT_BIND) {
+      if (attach(vols[i], m->target, vol_dir[i], f) < 0)
+        return -1;
+    } else {
+      int r = ensure_target(m->target, true);
+      if (r < 0 || mount("tmpfs", m->target, "tmpfs",
+                         MS_NOSUID | MS_NODEV | (m->ro ? MS_RDONLY : 0), "mode=1777") < 0)
+        return lbx_failf(f, 125, "tmpfs %s: %s", m->target, r < 0 ? strerror(-r) : strerror(errno));
+    }
+  }
+  if (l->read_only) {
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (mount_setattr(AT_FDCWD, "/", 0, &a, sizeof a) < 0)
+      return lbx_failf(f, 125, "making the box's root read-only: %s", strerror(errno));
+  }
+  if (l->tty) {
+    int master, slave;
+    int r = lbx_open_pty(&master, &slave);
+    if (r < 0)
+      return lbx_failf(f, 125, "a pty in the box: %s", strerror(-r));
+    if (ioctl(slave, TIOCSCTTY, 0) < 0 || send_fd(cf->sock_w, master) < 0)
+      return lbx_failf(f, 125, "the box's terminal: %s", strerror(errno));
+    close(master);
+    if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
+      return lbx_failf(f, 125, "the box's terminal: %s", strerror(errno));
+    if (slave > 2)
+      close(slave);
+  }
+  return 0;
+}
+
+static _Noreturn void
+box_main(const lbx_launch *l, const char *root, const struct child_fds *cf, pid_t supervisor,
+         bool single_id)
+{
+  /* nothing the box does outlives its supervisor */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  (void)supervisor;
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      signal(sig, SIG_DFL);
+  lbx_fail f = {0};
+  if (box_setup(l, root, cf, single_id, &f) == 0)
+    lbx_become_and_exec(l->argv, l->env, l->user, l->workdir, l->tty, l->no_new_privs, single_id,
+                        &f);
+  char line[600];
+  int n = snprintf(line, sizeof line, "%d %s", f.code, f.msg);
+  if (write(cf->err_w, line, (size_t)n) < 0)
+    _exit(f.code);
+  _exit(f.code);
+}
+
+/* ---- the supervisor ---- */
+
+static void
+report(int fd, int code, const char *msg)
+{
+  if (fd < 0)
+    return;
+  char line[700];
+  int n = code ? snprintf(line, sizeof line, "%d %s\n", code, msg) : snprintf(line, sizeof line, "0\n");
+  if (lbx_write_all(fd, line, (size_t)n) < 0)
+    return;
+}
+
+static int
+write_map(const char *file, const char *text)
+{
+  _cleanup_close_ int fd = open(file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+    return -errno;
+  return 0;
+}
+
+static void *
+serve_main(void *arg)
+{
+  lbx_err *e = NULL;
+  if (lbx_boxfs_serve(arg, &e) < 0)
+    lbx_error_free(e);
+  return NULL;
+}
+
+static void
+stop_fs(lbx_boxfs *fs, pthread_t th)
+{
+  lbx_boxfs_unmount(fs);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 2;
+  /* a process still holding the box's mount namespace (an exec on its
+   * way out) keeps the connection: then the threads end with us */
+  if (pthread_timedjoin_np(th, NULL, &until) == 0)
+    lbx_boxfs_free(fs);
+}
+
+struct pump {
+  int fd;
+  enum lbx_log_stream stream;
+  int to; /* the caller's fd, -1 when detached */
+};
+
+/* Copies what a box stream has into the log and to the caller;
+ * false at its end. */
+static bool
+pump_once(struct pump *p, lbx_logw *log)
+{
+  char buf[65536];
+  ssize_t n = read(p->fd, buf, sizeof buf);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN))
+    return true;
+  if (n <= 0)
+    return false;
+  lbx_logw_write(log, p->stream, buf, (size_t)n);
+  if (p->to >= 0 && lbx_write_all(p->to, buf, (size_t)n) < 0)
+    p->to = -1; /* a caller that went away does not stop the box */
+  return true;
+}
+
+static int
+status_code(int status)
+{
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Runs until the box's pid 1 has ended and its output is drained. */
+static int
+supervise_loop(const lbx_launch *l, pid_t pid, int sfd, struct pump *streams, size_t nstreams,
+               int master, lbx_logw *log)
+{
+  int code = -1;
+  bool stdin_open = master >= 0 && l->interactive && l->attach;
+  for (;;) {
+    struct pollfd pf[4];
+    size_t n = 0;
+    pf[n++] = (struct pollfd){sfd, POLLIN, 0};
+    for (size_t i = 0; i < nstreams; i++)
+      if (streams[i].fd >= 0)
+        pf[n++] = (struct pollfd){streams[i].fd, POLLIN, 0};
+    if (stdin_open)
+      pf[n++] = (struct pollfd){0, POLLIN, 0};
+    bool any_stream = false;
+    for (size_t i = 0; i < nstreams; i++)
+      any_stream |= streams[i].fd >= 0;
+    if (code >= 0 && !any_stream)
+      break;
+    /* once pid 1 is gone the pid namespace is torn down and the streams
+     * end; a second is plenty, and nothing may keep the supervisor */
+    int r = poll(pf, n, code >= 0 ? 1000 : -1);
+    if (r == 0)
+      break;
+    if (r < 0)
+      continue;
+    size_t k = 0;
+    if (pf[k++].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGCHLD) {
+          int status;
+          if (code < 0 && waitpid(pid, &status, WNOHANG) == pid)
+            code = status_code(status);
+        } else if (si.ssi_signo == SIGWINCH) {
+          if (master >= 0)
+            lbx_copy_winsize(0, master);
+        } else if (code < 0) {
+          kill(pid, (int)si.ssi_signo);
+        }
+      }
+    }
+    for (size_t i = 0; i < nstreams; i++) {
+      if (streams[i].fd < 0)
+        continue;
+      if ((pf[k++].revents & (POLLIN | POLLHUP | POLLERR)) && !pump_once(&streams[i], log)) {
+        if (streams[i].fd != master)
+          close(streams[i].fd);
+        streams[i].fd = -1;
+      }
+    }
+    if (stdin_open && (pf[k].revents & (POLLIN | POLLHUP | POLLERR))) {
+      char buf[4096];
+      ssize_t got = read(0, buf, sizeof buf);
+      if (got <= 0 || lbx_write_all(master, buf, (size_t)got) < 0)
+        stdin_open = false;
+    }
+  }
+  if (code < 0) {
+    int status;
+    code = waitpid(pid, &status, 0) == pid ? status_code(status) : 125;
+  }
+  return code;
+}
+
+int
+lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
+{
+  lbx_fail f = {0};
+  lbx_err *e = NULL;
+  if (box_files(l, &f) < 0)
+    return report(ready_fd, f.code, f.msg), f.code;
+  _cleanup_free_ char *logpath = lbx_xasprintf("%s/ctr.log", l->box_dir);
+  lbx_logw *log = NULL;
+  /* the log's lock doubles as "this box runs": a second start stops here */
+  if (lbx_logw_open(logpath, &log, &e) < 0) {
+    if (e->code == EBUSY)
+      lbx_failf(&f, 125, "box %s is already running", l->name);
+    else
+      lbx_failf(&f, 125, "box %s: %s", l->name, e->msg);
+    report(ready_fd, f.code, f.msg);
+    lbx_error_free(e);
+    return 125;
+  }
+  int errp[2], outp[2] = {-1, -1}, errout[2] = {-1, -1}, sock[2] = {-1, -1};
+  if (pipe2(errp, O_CLOEXEC) < 0 ||
+      (l->tty ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock)
+              : (pipe2(outp, O_CLOEXEC) | pipe2(errout, O_CLOEXEC))) < 0) {
+    report(ready_fd, 125, "pipes for the box's output: out of file descriptors");
+    return 125;
+  }
+
+  uid_t uid = getuid();
+  gid_t gid = getgid();
+  bool rootless = geteuid() != 0;
+  /* not CLONE_NEWPID: a process that unshared it can no longer make
+   * threads, and the supervisor serves FUSE from threads; the box's
+   * first process is cloned into a new pid namespace instead */
+  int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+              (rootless ? CLONE_NEWUSER : 0) | (l->net_none ? CLONE_NEWNET : 0);
+  if (unshare(flags) < 0) {
+    lbx_failf(&f, 125, "box %s: entering new namespaces: %s%s", l->name, strerror(errno),
+              errno == EPERM && rootless ? " (are user namespaces disabled?)" : "");
+    return report(ready_fd, f.code, f.msg), f.code;
+  }
+  if (rootless) {
+    char map[64];
+    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
+    char gmap[64];
+    snprintf(gmap, sizeof gmap, "0 %u 1\n", (unsigned)gid);
+    int r;
+    if ((r = write_map("/proc/self/setgroups", "deny")) < 0 ||
+        (r = write_map("/proc/self/uid_map", map)) < 0 ||
+        (r = write_map("/proc/self/gid_map", gmap)) < 0) {
+      lbx_failf(&f, 125, "box %s: mapping uid %u to root: %s", l->name, (unsigned)uid,
+                strerror(-r));
+      return report(ready_fd, f.code, f.msg), f.code;
+    }
+  }
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+    lbx_failf(&f, 125, "box %s: a private mount tree: %s", l->name, strerror(errno));
+    return report(ready_fd, f.code, f.msg), f.code;
+  }
+  _cleanup_free_ char *root = lbx_xasprintf("%s/root", l->box_dir);
+  _cleanup_free_ char *upper = lbx_xasprintf("%s/upper", l->box_dir);
+  _cleanup_free_ char *work = lbx_xasprintf("%s/work", l->box_dir);
+  if (mkdir(root, 0700) < 0 && errno != EEXIST) {
+    lbx_failf(&f, 125, "box %s: %s: %s", l->name, root, strerror(errno));
+    return report(ready_fd, f.code, f.msg), f.code;
+  }
+  lbx_boxfs_opts bo = {
+      .store_root = l->store_root,
+      .chain_id = l->chain_id,
+      .fsname = l->id,
+      .mountpoint = root,
+      .upper = upper,
+      .work = work,
+      /* the box's users are not the mounting user: the kernel lets them in
+       * (the mount is in our own namespaces, nobody else sees it) */
+      .allow_other = true,
+      .debug = l->debug,
+  };
+  lbx_boxfs *fs = NULL;
+  if (lbx_boxfs_mount(&bo, &fs, &e) < 0) {
+    lbx_failf(&f, 125, "box %s: %s", l->name, e->msg);
+    lbx_error_free(e);
+    return report(ready_fd, f.code, f.msg), f.code;
+  }
+
+  sigset_t set, old;
+  sigemptyset(&set);
+  int sigs[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(sigs); i++)
+    sigaddset(&set, sigs[i]);
+  sigprocmask(SIG_BLOCK, &set, &old);
+  signal(SIGPIPE, SIG_IGN);
+  struct child_fds cf = {errp[1], sock[1], outp[1], errout[1]};
+  pid_t me = getpid();
+  /* like fork(2) (single-threaded here, so glibc's fork handlers have
+   * nothing to do), but the child is pid 1 of a new pid namespace */
+  pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL);
+  if (pid < 0) {
+    lbx_failf(&f, 125, "box %s: fork: %s", l->name, strerror(errno));
+    return report(ready_fd, f.code, f.msg), f.code;
+  }
+  if (pid == 0)
+    box_main(l, root, &cf, me, rootless);
+  close(errp[1]);
+  if (l->tty)
+    close(sock[1]);
+  else {
+    close(outp[1]);
+    close(errout[1]);
+  }
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  pthread_t th;
+  if (pthread_create(&th, NULL, serve_main, fs) != 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    lbx_boxfs_unmount(fs);
+    report(ready_fd, 125, "starting the file system's threads failed");
+    return 125;
+  }
+
+  /* the box's process reports a failure, or closes the pipe by exec */
+  char msg[700];
+  ssize_t got = lbx_read_all(errp[0], msg, sizeof msg - 1);
+  close(errp[0]);
+  if (got > 0) {
+    msg[got] = '\0';
+    int code = atoi(msg);
+    const char *text = strchr(msg, ' ');
+    waitpid(pid, NULL, 0);
+    report(ready_fd, code ? code : 125, text ? text + 1 : msg);
+    stop_fs(fs, th);
+    lbx_logw_close(log);
+    return code ? code : 125;
+  }
+  int master = -1;
+  struct pump streams[2];
+  size_t nstreams = 0;
+  if (l->tty) {
+    master = recv_fd(sock[0]);
+    close(sock[0]);
+    if (master >= 0) {
+      if (l->attach)
+        lbx_copy_winsize(0, master);
+      streams[nstreams++] = (struct pump){master, LBX_STDOUT, l->attach ? 1 : -1};
+    }
+  } else {
+    streams[nstreams++] = (struct pump){outp[0], LBX_STDOUT, l->attach ? 1 : -1};
+    streams[nstreams++] = (struct pump){errout[0], LBX_STDERR, l->attach ? 2 : -1};
+  }
+  if (cbs && cbs->started)
+    cbs->started(cbs->ctx, pid, lbx_pid_start(pid));
+  report(ready_fd, 0, "");
+  if (ready_fd >= 0)
+    close(ready_fd);
+
+  int code = supervise_loop(l, pid, sfd, streams, nstreams, master, log);
+  if (master >= 0)
+    close(master);
+  /* unmounted here, so that what follows (--rm) sees the upper dir and
+   * never walks into the box's root */
+  stop_fs(fs, th);
+  /* recorded before the log's lock goes: whoever waits on the lock
+   * (wait, stop, ps) then reads the exit code */
+  if (cbs && cbs->exited)
+    cbs->exited(cbs->ctx, code);
+  lbx_logw_close(log);
+  /* the FUSE threads and the mount end with this process and its
+   * namespaces; the caller _exits */
+  return code;
+}

@@ -1,0 +1,249 @@
+#!/usr/bin/env bats
+# Running boxes: run, start, stop, kill, wait, exec, logs, and what a box
+# sees (namespaces, /proc, /dev, /etc files, mounts), as root and rootless.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+# A busybox image made here: one layer, Cmd and Env set by import --change.
+setup_file() {
+	local busybox="${LBX_BUSYBOX:-/bin/busybox}"
+	[ -x "$busybox" ] || return 0
+	local r="$BATS_FILE_TMPDIR/rootfs"
+	mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/root" "$r/home/app"
+	cp "$busybox" "$r/bin/busybox"
+	local a
+	for a in sh ls cat echo id hostname ps sleep mount touch tty env pwd grep wc stat readlink kill true false rm mkdir; do
+		ln -s busybox "$r/bin/$a"
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n' >"$r/etc/passwd"
+	printf 'root:x:0:\napp:x:1000:\n' >"$r/etc/group"
+	printf 'not a program\n' >"$r/etc/motd"
+	export LBX_RUN_TAR="$BATS_FILE_TMPDIR/busybox.tar"
+	tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$LBX_RUN_TAR" .
+	# an image whose /etc is an absolute symlink to a host path
+	local h="$BATS_FILE_TMPDIR/hostile"
+	mkdir -p "$h/bin"
+	cp -a "$r/bin/." "$h/bin/"
+	export LBX_HOSTILE_TARGET="$BATS_FILE_TMPDIR/host-etc"
+	mkdir -p "$LBX_HOSTILE_TARGET"
+	ln -s "$LBX_HOSTILE_TARGET" "$h/etc"
+	ln -s "$LBX_HOSTILE_TARGET/proc" "$h/proc"
+	export LBX_HOSTILE_TAR="$BATS_FILE_TMPDIR/hostile.tar"
+	tar --numeric-owner --owner=0 --group=0 -C "$h" -cf "$LBX_HOSTILE_TAR" .
+}
+
+setup() {
+	common_setup
+	[ -x "${LBX_BUSYBOX:-/bin/busybox}" ] || skip "no static busybox (busybox-static)"
+	[ -c /dev/fuse ] && [ -r /dev/fuse ] && [ -w /dev/fuse ] || skip "/dev/fuse is not usable by uid $(id -u)"
+	lbx import -q --change 'CMD ["/bin/sh", "-c", "echo image-cmd"]' --change 'ENV PATH=/bin' \
+		--change 'ENV FROM_IMAGE=yes' "$LBX_RUN_TAR" bb:latest >/dev/null
+}
+
+teardown() {
+	# no box may outlive its test
+	local id
+	for id in $(lbx ps -q 2>/dev/null); do lbx kill "$id" >/dev/null 2>&1 || true; done
+	for id in $(lbx ps -aq 2>/dev/null); do lbx wait "$id" >/dev/null 2>&1 || true; done
+	common_teardown
+}
+
+@test "run: output, exit code, the image's Cmd and Env, --rm removes the box" {
+	run --separate-stderr lbx run --rm bb sh -c 'echo out; echo err >&2; exit 7'
+	[ "$status" -eq 7 ] || fail "want the box's exit code 7, got $status: $output $stderr"
+	[ "$output" = out ] || fail "stdout: $output"
+	[ "$stderr" = err ] || fail "stderr: $stderr"
+	[ -z "$(lbx ps -aq)" ] || fail "--rm left the box: $(lbx ps -a)"
+	run lbx run --name b1 bb
+	assert_success
+	[ "$output" = image-cmd ] || fail "the image's Cmd did not run: $output"
+	run lbx run --rm bb sh -c 'echo $FROM_IMAGE $HOME $PATH'
+	[ "$output" = "yes /root /bin" ] || fail "env: $output"
+	run lbx ps -a --format json
+	jq -e '.[0].Names == ["b1"] and .[0].State == "exited" and .[0].ExitCode == 0' <<<"$output" >/dev/null ||
+		fail "ps: $output"
+}
+
+@test "run: namespaces: pid 1, its own /proc and hostname, /dev, /etc files, caps of root" {
+	run lbx run --rm --name nsbox bb sh -c 'echo pid=$$; ps -o pid | wc -l; hostname; cat /etc/hostname;
+		grep -c nsbox /etc/hosts; ls /dev; readlink /dev/ptmx; stat -c %F /dev/null; echo x > /dev/null && echo devnull-ok;
+		mount | grep -c " /proc type proc"; echo hi > /sys/x 2>/dev/null || echo sys-ro'
+	assert_success
+	assert_line "pid=1"
+	# ps -o pid: a header, sh itself, ps: no host process is visible
+	[ "${lines[1]}" -le 4 ] || fail "the box sees other processes: $output"
+	[ "${lines[2]}" = "${lines[3]}" ] || fail "hostname differs from /etc/hostname: $output"
+	[ "${#lines[2]}" -eq 12 ] || fail "default hostname is the short ID: ${lines[2]}"
+	assert_line 1
+	for d in null zero full random urandom tty pts shm ptmx; do assert_contains "$output" "$d"; done
+	assert_line "pts/ptmx"
+	assert_line "character special file"
+	assert_line devnull-ok
+	assert_line sys-ro
+	run lbx run --rm --hostname h1 bb hostname
+	[ "$output" = h1 ] || fail "--hostname: $output"
+}
+
+@test "run: errors: no such command 127, not executable 126, unknown image 125, each one line" {
+	run -127 --separate-stderr lbx run --rm bb nosuchcmd
+	[ "$status" -eq 127 ] || fail "status $status: $stderr"
+	assert_contains "$stderr" nosuchcmd
+	[ "${#stderr_lines[@]}" -eq 1 ] || fail "$stderr"
+	run --separate-stderr lbx run --rm bb /etc/motd
+	[ "$status" -eq 126 ] || fail "status $status: $stderr"
+	[ "${#stderr_lines[@]}" -eq 1 ] || fail "$stderr"
+	run --separate-stderr lbx run --rm --pull never nosuch:image
+	[ "$status" -eq 125 ] || fail "status $status"
+	assert_contains "$stderr" nosuch
+	run --separate-stderr lbx run --rm -v relative:/x bb true
+	[ "$status" -eq 125 ] && assert_contains "$stderr" relative
+	run --separate-stderr lbx run --rm -w rel bb true
+	[ "$status" -eq 125 ] && assert_contains "$stderr" rel
+	[ -z "$(lbx ps -aq)" ] || fail "a failed run --rm left a box: $(lbx ps -a)"
+}
+
+@test "run: -e, --env-file, -w, --entrypoint, -i" {
+	printf 'A=from-file\n# comment\n\nB=2\n' >"$BATS_TEST_TMPDIR/envf"
+	export PASSED=through
+	run lbx run --rm -e X=1 -e PASSED --env-file "$BATS_TEST_TMPDIR/envf" -e B=3 -w /tmp/new/dir bb \
+		sh -c 'echo $X $PASSED $A $B; pwd'
+	assert_success
+	assert_line "1 through from-file 3"
+	assert_line /tmp/new/dir
+	run lbx run --rm --entrypoint /bin/echo bb ep-arg
+	[ "$output" = ep-arg ] || fail "--entrypoint: $output"
+	run lbx run --rm --entrypoint /bin/echo bb
+	[ "$output" = "" ] || fail "--entrypoint drops the image's Cmd: $output"
+	run bash -c 'echo piped | "$LAZYBOX" --root "$LAZYBOX_ROOT" run --rm -i bb cat'
+	[ "$output" = piped ] || fail "-i: $output"
+	run bash -c 'echo piped | "$LAZYBOX" --root "$LAZYBOX_ROOT" run --rm bb cat'
+	[ "$output" = "" ] || fail "without -i stdin is empty: $output"
+}
+
+@test "run: volumes rw and ro, --tmpfs, --read-only, --net none" {
+	local v="$BATS_TEST_TMPDIR/vol"
+	mkdir -p "$v"
+	echo host >"$v/in"
+	run lbx run --rm -v "$v:/data" -v "$v:/ro:ro" --tmpfs /scratch bb sh -c \
+		'cat /data/in; echo box > /data/out; echo no > /ro/x 2>/dev/null || echo ro-refused; touch /scratch/f && echo tmpfs-ok; mount | grep -c " /scratch type tmpfs"'
+	assert_success
+	assert_line host
+	assert_line ro-refused
+	assert_line tmpfs-ok
+	[ "$(cat "$v/out")" = box ] || fail "the rw volume was not written"
+	[ ! -e "$v/x" ] || fail "the ro volume was written"
+	run lbx run --rm --read-only bb sh -c 'touch /f 2>/dev/null || echo root-ro; touch /dev/shm/f && echo shm-ok'
+	assert_line root-ro
+	assert_line shm-ok
+	run lbx run --rm --net none bb sh -c 'cat /proc/net/dev; ls /sys/class/net'
+	assert_success
+	assert_contains "$output" lo
+	[[ "$output" != *eth* ]] || fail "--net none shows host interfaces: $output"
+}
+
+@test "run: changes persist in the box's upper dir; diff; start runs the box again" {
+	run lbx run --name keep bb sh -c 'echo kept >> /tmp/f; rm -f /etc/motd; cat /tmp/f'
+	assert_success
+	run lbx diff keep
+	assert_line "A /tmp/f"
+	assert_line "D /etc/motd"
+	run lbx start -a keep
+	[ "$output" = "$(printf 'kept\nkept')" ] || fail "start -a runs the box's command on its own files: $output"
+	lbx create --name c2 bb cat /tmp/f >/dev/null
+	run lbx start -a c2
+	assert_failure
+	run lbx run --rm bb cat /etc/motd
+	[ "$output" = "not a program" ] || fail "another box sees the change: $output"
+}
+
+@test "run -d, ps, logs, exec, stop (SIGTERM), wait, kill, start twice refused" {
+	run lbx run -d --name web bb sh -c 'trap "echo got-term; exit 3" TERM; echo started; while :; do sleep 0.1; done'
+	assert_success
+	id="$output"
+	[[ "$id" =~ ^[0-9a-f]{64}$ ]] || fail "run -d prints the ID: $id"
+	run lbx ps --format json
+	jq -e '.[0].Names == ["web"] and .[0].State == "running" and .[0].Pid > 0' <<<"$output" >/dev/null || fail "ps: $output"
+	run lbx exec web sh -c 'echo pid1=$(cat /proc/1/cmdline | head -c 2); hostname'
+	assert_success
+	assert_line "pid1=sh"
+	assert_line "${id:0:12}"
+	run lbx exec -e E=1 -w /tmp web sh -c 'echo $E $(pwd)'
+	[ "$output" = "1 /tmp" ] || fail "exec -e -w: $output"
+	run -127 --separate-stderr lbx exec web nosuch
+	[ "$status" -eq 127 ] || fail "exec of a missing command: $status"
+	run lbx exec web sh -c 'exit 9'
+	[ "$status" -eq 9 ] || fail "exec exit code: $status"
+	run --separate-stderr lbx start web
+	assert_one_line_error web "already running"
+	for _ in $(seq 50); do lbx logs web | grep -q started && break; sleep 0.1; done
+	run lbx stop -t 10 web
+	assert_success
+	run lbx wait web
+	[ "$output" = 3 ] || fail "wait: the exit code of the TERM handler: $output"
+	run lbx logs web
+	assert_line started
+	assert_line got-term
+	run lbx logs -t web
+	[[ "${lines[0]}" =~ ^20[0-9-]+T[0-9:.]+Z\ started$ ]] || fail "logs -t: ${lines[0]}"
+	run lbx ps -a
+	assert_contains "$output" "Exited (3)"
+	run --separate-stderr lbx exec web true
+	assert_one_line_error "not running"
+	# start it again, then kill -s KILL: 128+9
+	lbx start web
+	run lbx kill -s KILL web
+	assert_success
+	run lbx wait web
+	[ "$output" = 137 ] || fail "wait after SIGKILL: $output"
+	run --separate-stderr lbx kill web
+	assert_one_line_error "not running"
+	run lbx rm web
+	assert_success
+}
+
+@test "a killed supervisor takes its box along; ps says exited; the box starts again" {
+	lbx run -d --name victim bb sleep 1000 >/dev/null
+	pid="$(lbx ps --format json | jq -r '.[0].Pid')"
+	[ "$pid" -gt 0 ]
+	sup="$(awk '{print $4}' "/proc/$pid/stat")"
+	kill -9 "$sup"
+	for _ in $(seq 50); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+	[ ! -e "/proc/$pid" ] || fail "the box outlived its supervisor"
+	run lbx ps -a --format json
+	jq -e '.[0].State == "exited"' <<<"$output" >/dev/null || fail "ps: $output"
+	lbx start victim
+	run lbx ps -q
+	[ "${#lines[@]}" -eq 1 ] || fail "restart: $output"
+	run --separate-stderr lbx rm victim
+	assert_one_line_error running
+	run lbx rm -f victim
+	assert_success
+	[ -z "$(lbx ps -aq)" ]
+}
+
+@test "-t: a pty from the box's devpts; -u by name (root only), rootless has only root" {
+	require_cmd script
+	run script -qec "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" run --rm -t bb sh -c 'tty; echo \$TERM'" /dev/null
+	assert_success
+	assert_contains "$output" /dev/pts/0
+	assert_contains "$output" xterm
+	if [ "$LBX_ROOTLESS" = 1 ]; then
+		run --separate-stderr lbx run --rm -u app bb id -u
+		assert_one_line_error app subuid
+	else
+		run lbx run --rm -u app bb sh -c 'id -u; id -g; echo $HOME'
+		assert_success
+		[ "$output" = "$(printf '1000\n1000\n/home/app')" ] || fail "-u app: $output"
+		run lbx run --rm -u 4:5 bb sh -c 'id -u; id -g'
+		[ "$output" = "$(printf '4\n5')" ] || fail "-u 4:5: $output"
+	fi
+	run --separate-stderr lbx run --rm -u nobody bb true
+	assert_one_line_error nobody passwd
+}
+
+@test "a hostile image (/etc and /proc symlinked to host paths) cannot make lazybox touch them" {
+	lbx import -q "$LBX_HOSTILE_TAR" hostile:latest >/dev/null
+	run lbx run --rm hostile /bin/sh -c 'echo x > /etc/planted; ls /etc'
+	[ -z "$(ls -A "$LBX_HOSTILE_TARGET")" ] || fail "a host path was written: $(ls -la "$LBX_HOSTILE_TARGET")"
+}
