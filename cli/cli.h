@@ -29,6 +29,7 @@ extern const lbx_cmd lbx_mount_cmds[]; /* cmd-mount.c: mount, umount */
 extern const lbx_cmd lbx_box_cmds[];   /* cmd-box.c: ps, rm, diff */
 extern const lbx_cmd lbx_run_cmds[];  /* cmd-run.c: run, start, stop, kill, wait, exec */
 extern const lbx_cmd lbx_logs_cmds[]; /* cmd-logs.c: logs */
+extern const lbx_cmd lbx_cp_cmds[];   /* cmd-cp.c: cp */
 extern const lbx_cmd lbx_system_cmds[];
 
 /* Opens the store under cli->root (once). */
@@ -48,6 +49,9 @@ int lbx_parse_opts(const lbx_cmd *cmd, int argc, char **argv, const char *shorto
  * "running" row whose supervisor is gone is recorded as exited (-1). */
 struct lbx_box_row;
 bool lbx_cli_box_running(lbx_store *s, const struct lbx_box_row *box);
+/* `inspect BOX`: the box's row, its settings and state, Podman's keys. */
+struct json_t;
+struct json_t *lbx_cli_box_json(lbx_store *s, const struct lbx_box_row *box);
 /* Waits for the box's supervisor to end: 0, or -1 after timeout_ms (< 0: none). */
 int lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms);
 

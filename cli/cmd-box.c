@@ -360,8 +360,9 @@ const lbx_cmd lbx_box_cmds[] = {
      "Usage: lazybox ps [OPTIONS]\n"
      "\n"
      "List boxes: CONTAINER ID IMAGE COMMAND CREATED STATUS NAMES. Without -a\n"
-     "only running boxes are listed (none run yet: boxes are created, then\n"
-     "mounted).\n"
+     "only running boxes are listed. STATUS is Created, Up <time>, or\n"
+     "Exited (<code>) <time> ago (code -1: its supervisor was killed). JSON\n"
+     "adds State, Pid, ExitCode, StartedAt and ExitedAt (Unix seconds).\n"
      "\n"
      "Options:\n"
      "  -a, --all            every box\n"
@@ -372,10 +373,12 @@ const lbx_cmd lbx_box_cmds[] = {
      "Usage: lazybox rm [OPTIONS] BOX [BOX...]\n"
      "\n"
      "Remove boxes (name, ID or ID prefix) and their upper directories; prints\n"
-     "their IDs. A mounted box is refused: unmount it first.\n"
+     "their IDs. A running box is refused (stop it, or use -f); so is a box\n"
+     "mounted with `lazybox mount`: unmount it first.\n"
      "\n"
      "Options:\n"
-     "  -f, --force   a box that does not exist is not an error\n"},
+     "  -f, --force   kill a running box first (SIGKILL); a box that does not\n"
+     "                exist is not an error\n"},
     {"diff", diff_run, "List a box's changes to its image",
      "Usage: lazybox diff [--format json] BOX\n"
      "\n"

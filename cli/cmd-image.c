@@ -328,10 +328,15 @@ inspect_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (o.format && strcmp(o.format, "json") != 0)
     return lbx_error(err, EINVAL, "inspect: --format \"%s\": only json is supported", o.format),
            125;
-  if (o.type && strcmp(o.type, "image") != 0 && strcmp(o.type, "all") != 0)
-    return lbx_error(err, EINVAL, "inspect: --type \"%s\": only images exist so far", o.type), 125;
+  const char *type = o.type ? o.type : "all";
+  if (strcmp(type, "container") == 0)
+    type = "box";
+  if (strcmp(type, "image") != 0 && strcmp(type, "box") != 0 && strcmp(type, "all") != 0)
+    return lbx_error(err, EINVAL, "inspect: --type \"%s\": use image, box (or container), all",
+                     o.type),
+           125;
   if (first >= argc)
-    return lbx_error(err, EINVAL, "inspect: name at least one image"), 125;
+    return lbx_error(err, EINVAL, "inspect: name at least one image or box"), 125;
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
@@ -341,7 +346,16 @@ inspect_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     char id[LBX_DIGEST_HEX];
     lbx_err *e = NULL;
     json_t *one = NULL;
-    if (lbx_image_resolve(s, argv[i], id, &e) == 0)
+    /* a box first, as Podman looks at containers before images */
+    if (strcmp(type, "image") != 0) {
+      lbx_box_row box = {0};
+      if (lbx_store_box_find(s, argv[i], &box) == 1)
+        one = lbx_cli_box_json(s, &box);
+      lbx_box_row_clear(&box);
+      if (!one && strcmp(type, "box") == 0)
+        lbx_error(&e, ENOENT, "inspect: no such box: %s", argv[i]);
+    }
+    if (!one && !e && lbx_image_resolve(s, argv[i], id, &e) == 0)
       one = inspect_one(s, id, &e);
     if (one) {
       json_array_append_new(arr, one);
@@ -433,18 +447,23 @@ remove_boxes_of(lbx_store *s, const char *id, lbx_err **err)
   size_t nm = 0;
   lbx_mounts_list(&m, &nm);
   int r = 0;
+  /* every box is checked before any goes: a refusal removes nothing */
   for (size_t i = 0; i < n && r == 0; i++) {
     if (strcmp(rows[i].image, id) != 0)
       continue;
+    if (lbx_cli_box_running(s, &rows[i]))
+      r = lbx_error(err, EBUSY, "box %s of image %.12s is running: stop it first", rows[i].name,
+                    id);
     _cleanup_free_ char *src = lbx_xasprintf("box:%s", rows[i].id);
     for (size_t k = 0; k < nm && r == 0; k++)
       if (strcmp(m[k].image, src) == 0)
         r = lbx_error(err, EBUSY,
                       "box %s of image %.12s is mounted at %s: run lazybox umount first",
                       rows[i].name, id, m[k].dir);
-    if (r == 0 && lbx_store_box_delete(s, rows[i].id, err) < 0)
-      r = -1;
   }
+  for (size_t i = 0; i < n && r == 0; i++)
+    if (strcmp(rows[i].image, id) == 0 && lbx_store_box_delete(s, rows[i].id, err) < 0)
+      r = -1;
   lbx_mounts_free(m, nm);
   for (size_t i = 0; i < n; i++)
     lbx_box_row_clear(&rows[i]);
@@ -619,16 +638,20 @@ const lbx_cmd lbx_image_cmds[] = {
      "  -q, --quiet          print image IDs only\n"
      "      --no-trunc       print full image IDs\n"
      "      --format FORMAT  table (default) or json\n"},
-    {"inspect", inspect_run, "Show an image's configuration and layers as JSON",
-     "Usage: lazybox inspect [OPTIONS] IMAGE [IMAGE...]\n"
+    {"inspect", inspect_run, "Show an image's or a box's configuration as JSON",
+     "Usage: lazybox inspect [OPTIONS] NAME [NAME...]\n"
      "\n"
-     "Print a JSON array with one object per image: Id, RepoTags, Created,\n"
-     "Architecture, Os, Config, RootFS (diff IDs), Layers (layer digests),\n"
-     "Size, Containers, ChainId, History.\n"
+     "Print a JSON array with one object per box or image (a box is looked for\n"
+     "first). An image: Id, RepoTags, Created, Architecture, Os, Config, RootFS\n"
+     "(diff IDs), Layers (layer digests), Size, Containers, ChainId, History.\n"
+     "A box: Id, Name, Created, Image, ImageName, Path, Args, State (Status,\n"
+     "Running, Pid, ExitCode, StartedAt, FinishedAt), Config (Cmd, Entrypoint,\n"
+     "Env, WorkingDir, User, Hostname, Tty, OpenStdin), Mounts, HostConfig\n"
+     "(AutoRemove, ReadonlyRootfs, NetworkMode, NoNewPrivileges), LogPath.\n"
      "\n"
      "Options:\n"
      "  -f, --format json   the output format (json only)\n"
-     "  -t, --type TYPE     image (default) or all\n"},
+     "  -t, --type TYPE     image, box (or container), or all (default)\n"},
     {"tag", tag_run, "Add names to an image",
      "Usage: lazybox tag IMAGE NAME [NAME...]\n"
      "\n"

@@ -370,9 +370,11 @@ static char **
 merge_env(json_t *image_env, json_t *box_env, json_t *more)
 {
   json_t *all = json_array();
-  json_array_extend(all, image_env ? image_env : json_array());
-  json_array_extend(all, box_env ? box_env : json_array());
-  if (more)
+  if (json_is_array(image_env))
+    json_array_extend(all, image_env);
+  if (json_is_array(box_env))
+    json_array_extend(all, box_env);
+  if (json_is_array(more))
     json_array_extend(all, more);
   char **v = NULL;
   size_t n = 0;
@@ -856,6 +858,59 @@ wait_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   return 0;
 }
 
+/* ---- inspect BOX ---- */
+
+static char *
+time_or_zero(int64_t ns)
+{
+  return ns ? lbx_rfc3339(ns) : lbx_xstrdup("0001-01-01T00:00:00Z");
+}
+
+json_t *
+lbx_cli_box_json(lbx_store *s, const lbx_box_row *box)
+{
+  bool running = lbx_cli_box_running(s, box);
+  struct plan p;
+  lbx_err *e = NULL;
+  bool planned = make_plan(s, box, &p, &e) == 0;
+  lbx_error_free(e);
+  json_t *cfg = planned ? p.box : json_loads(box->config, 0, NULL);
+  json_t *args = json_array(), *env = json_array();
+  for (size_t i = 1; planned && p.argv[i]; i++)
+    json_array_append_new(args, json_string(p.argv[i]));
+  for (size_t i = 0; planned && p.env[i]; i++)
+    json_array_append_new(env, json_string(p.env[i]));
+  _cleanup_free_ char *created = lbx_rfc3339(box->created_ns);
+  _cleanup_free_ char *started = time_or_zero(box->started_ns);
+  _cleanup_free_ char *finished = time_or_zero(running ? 0 : box->finished_ns);
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, box->id);
+  _cleanup_free_ char *log = lbx_xasprintf("%s/ctr.log", dir);
+  const char *state = running ? "running" : strcmp(box->state, "created") == 0 ? "created" : "exited";
+  json_t *o = json_pack(
+      "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:{s:s, s:b, s:i, s:i, s:s, s:s}, s:{s:O, s:O, s:o, "
+      "s:s, s:s, s:s, s:b, s:b}, s:O, s:{s:b, s:b, s:s, s:b}, s:s}",
+      "Id", box->id, "Name", box->name, "Created", created, "Image", box->image, "ImageName",
+      json_string_value(json_object_get(cfg, "ImageName")) ?: "", "Path",
+      planned ? p.argv[0] : "", "Args", args, "State", "Status", state, "Running", running, "Pid",
+      running ? box->pid : 0, "ExitCode", strcmp(state, "exited") == 0 ? box->exit_code : 0,
+      "StartedAt", started, "FinishedAt", finished, "Config", "Cmd",
+      json_object_get(cfg, "Cmd") ?: json_array(), "Entrypoint",
+      json_object_get(cfg, "Entrypoint") ?: json_null(), "Env", env, "WorkingDir",
+      planned && p.workdir ? p.workdir : "/", "User", planned && p.user ? p.user : "",
+      "Hostname", json_string_value(json_object_get(cfg, "Hostname")) ?: "", "Tty",
+      json_is_true(json_object_get(cfg, "Tty")), "OpenStdin",
+      json_is_true(json_object_get(cfg, "Interactive")), "Mounts",
+      json_object_get(cfg, "Mounts") ?: json_array(), "HostConfig", "AutoRemove",
+      json_is_true(json_object_get(cfg, "AutoRemove")), "ReadonlyRootfs",
+      json_is_true(json_object_get(cfg, "ReadOnly")), "NetworkMode",
+      json_string_value(json_object_get(cfg, "Net")) ?: "host", "NoNewPrivileges",
+      json_is_true(json_object_get(cfg, "NoNewPrivileges")), "LogPath", log);
+  if (!planned)
+    json_decref(cfg);
+  plan_clear(&p);
+  return o;
+}
+
 /* ---- exec ---- */
 
 struct exec_opts {
@@ -965,7 +1020,8 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   "      --tmpfs DIR[:ro]       an empty tmpfs at DIR in the box\n"                              \
   "  -t, --tty                  give the box a terminal (a pty of its own)\n"                    \
   "  -u, --user USER[:GROUP]    run as USER (name from the box's /etc/passwd, or\n"              \
-  "                             uid[:gid]); rootless boxes have only root\n"                     \
+  "                             uid[:gid]); rootless, users other than root\n"                   \
+  "                             need the caller's /etc/subuid range\n"                           \
   "  -v, --volume HOST:BOX[:ro] bind-mount the host directory or file HOST\n"                    \
   "                             (absolute or ./relative) at BOX\n"                               \
   "  -w, --workdir DIR          working directory in the box (made if missing)\n"

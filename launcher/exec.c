@@ -247,7 +247,15 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
   if (rootfd < 0)
     return lbx_error_errno(err, errno, "the box's root (%s)", path);
   int fds[LBX_ARRAY_SIZE(ns_names)];
-  bool single_id = !same_ns(x->pid, "user");
+  /* a box of another user namespace with one line in its uid map has
+   * only root (no subordinate range) */
+  bool single_id = false;
+  if (!same_ns(x->pid, "user")) {
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)x->pid);
+    _cleanup_free_ char *map = NULL;
+    size_t len = 0;
+    single_id = lbx_read_file(path, 4096, &map, &len) < 0 || memchr(map, '\n', len) == map + len - 1;
+  }
   for (size_t i = 0; i < LBX_ARRAY_SIZE(ns_names); i++) {
     fds[i] = -1;
     if (same_ns(x->pid, ns_names[i]))

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -425,6 +426,133 @@ report(int fd, int code, const char *msg)
     return;
 }
 
+/* The caller's subordinate ids (/etc/subuid, /etc/subgid: "name:start:count"
+ * or "uid:start:count"); the first line that names the caller. */
+static bool
+sub_range(const char *file, const char *user, unsigned id, unsigned long *start,
+          unsigned long *count)
+{
+  _cleanup_fclose_ FILE *f = fopen(file, "re");
+  char line[512];
+  char num[16];
+  snprintf(num, sizeof num, "%u", id);
+  while (f && fgets(line, sizeof line, f)) {
+    char *save = NULL;
+    char *name = strtok_r(line, ":\n", &save);
+    char *a = strtok_r(NULL, ":\n", &save);
+    char *b = strtok_r(NULL, ":\n", &save);
+    if (!name || !a || !b || (strcmp(name, num) != 0 && (!user || strcmp(name, user) != 0)))
+      continue;
+    *start = strtoul(a, NULL, 10);
+    *count = strtoul(b, NULL, 10);
+    if (*count > 0)
+      return true;
+  }
+  return false;
+}
+
+static const char *
+find_tool(const char *name)
+{
+  static const char *const dirs[] = {"/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"};
+  static char path[64];
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(dirs); i++) {
+    snprintf(path, sizeof path, "%s%s", dirs[i], name);
+    if (access(path, X_OK) == 0)
+      return path;
+  }
+  return NULL;
+}
+
+/* Runs newuidmap or newgidmap for pid: 0 -> id, 1..count -> start... */
+static int
+run_idmap(const char *tool, pid_t pid, unsigned id, unsigned long start, unsigned long count)
+{
+  char a[6][24];
+  snprintf(a[0], sizeof a[0], "%d", (int)pid);
+  snprintf(a[1], sizeof a[1], "0");
+  snprintf(a[2], sizeof a[2], "%u", id);
+  snprintf(a[3], sizeof a[3], "1");
+  snprintf(a[4], sizeof a[4], "1");
+  snprintf(a[5], sizeof a[5], "%lu", start);
+  char c[24];
+  snprintf(c, sizeof c, "%lu", count);
+  char *argv[] = {(char *)tool, a[0], a[1], a[2], a[3], a[4], a[5], c, NULL};
+  pid_t p = fork();
+  if (p < 0)
+    return -1;
+  if (p == 0) {
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul >= 0)
+      dup2(nul, 1);
+    execv(tool, argv);
+    _exit(127);
+  }
+  int status;
+  return waitpid(p, &status, 0) == p && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* With subordinate ranges and the setuid helpers, the box gets the
+ * caller as root plus a range for its other users (useradd, chown and
+ * apt-get work); the helpers must run outside the new user namespace, so
+ * a child made before unshare writes the maps when told to. */
+struct idmapper {
+  pid_t pid;
+  int go; /* write end: a byte once the supervisor has unshared */
+};
+
+static bool
+idmapper_start(struct idmapper *m, uid_t uid, gid_t gid)
+{
+  m->pid = -1;
+  struct passwd *pw = getpwuid(uid);
+  const char *user = pw ? pw->pw_name : NULL;
+  unsigned long us, uc, gs, gc;
+  const char *nu = find_tool("newuidmap");
+  char nu_path[64];
+  snprintf(nu_path, sizeof nu_path, "%s", nu ? nu : "");
+  const char *ng = find_tool("newgidmap");
+  if (!nu || !ng || !sub_range("/etc/subuid", user, uid, &us, &uc) ||
+      !sub_range("/etc/subgid", user, uid, &gs, &gc))
+    return false;
+  char ng_path[64];
+  snprintf(ng_path, sizeof ng_path, "%s", ng);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0)
+    return false;
+  pid_t parent = getpid();
+  m->pid = fork();
+  if (m->pid < 0) {
+    close(p[0]);
+    close(p[1]);
+    return false;
+  }
+  if (m->pid == 0) {
+    close(p[1]);
+    char byte;
+    if (read(p[0], &byte, 1) != 1)
+      _exit(2);
+    _exit(run_idmap(nu_path, parent, (unsigned)uid, us, uc) == 0 &&
+                  run_idmap(ng_path, parent, (unsigned)gid, gs, gc) == 0
+              ? 0
+              : 1);
+  }
+  close(p[0]);
+  m->go = p[1];
+  return true;
+}
+
+static int
+idmapper_finish(struct idmapper *m)
+{
+  int r = write(m->go, "x", 1) == 1 ? 0 : -1;
+  close(m->go);
+  int status;
+  if (waitpid(m->pid, &status, 0) != m->pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    r = -1;
+  return r;
+}
+
 static int
 write_map(const char *file, const char *text)
 {
@@ -587,12 +715,26 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
    * first process is cloned into a new pid namespace instead */
   int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
               (rootless ? CLONE_NEWUSER : 0) | (l->net_none ? CLONE_NEWNET : 0);
+  struct idmapper mapper;
+  bool full_map = rootless && idmapper_start(&mapper, uid, gid);
   if (unshare(flags) < 0) {
-    lbx_failf(&f, 125, "box %s: entering new namespaces: %s%s", l->name, strerror(errno),
-              errno == EPERM && rootless ? " (are user namespaces disabled?)" : "");
+    int uerr = errno;
+    if (full_map) {
+      close(mapper.go);
+      waitpid(mapper.pid, NULL, 0);
+    }
+    lbx_failf(&f, 125, "box %s: entering new namespaces: %s%s", l->name, strerror(uerr),
+              uerr == EPERM && rootless ? " (are user namespaces disabled?)" : "");
     return report(ready_fd, f.code, f.msg), f.code;
   }
-  if (rootless) {
+  if (full_map && idmapper_finish(&mapper) < 0) {
+    lbx_failf(&f, 125,
+              "box %s: newuidmap/newgidmap could not map the ranges of /etc/subuid and "
+              "/etc/subgid for uid %u",
+              l->name, (unsigned)uid);
+    return report(ready_fd, f.code, f.msg), f.code;
+  }
+  if (rootless && !full_map) {
     char map[64];
     snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
     char gmap[64];
@@ -653,7 +795,7 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
     return report(ready_fd, f.code, f.msg), f.code;
   }
   if (pid == 0)
-    box_main(l, root, &cf, me, rootless);
+    box_main(l, root, &cf, me, rootless && !full_map);
   close(errp[1]);
   if (l->tty)
     close(sock[1]);
