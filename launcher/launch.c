@@ -160,6 +160,11 @@ ensure_target(const char *path, bool dir)
   struct stat st;
   if (stat(path, &st) == 0)
     return 0;
+  /* a dangling symlink (/proc -> a host path, resolv.conf -> a systemd
+   * path) gives way, as it would to `rm` and `mkdir` in the box */
+  struct stat lst;
+  if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) && unlink(path) < 0)
+    return -errno;
   _cleanup_free_ char *parent = lbx_xstrdup(path);
   char *slash = strrchr(parent, '/');
   if (slash && slash != parent) {
@@ -168,10 +173,6 @@ ensure_target(const char *path, bool dir)
   }
   if (dir)
     return lbx_mkdir_p(path, 0755);
-  /* a dangling symlink (resolv.conf -> a systemd path) gives way */
-  struct stat lst;
-  if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
-    unlink(path);
   int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0)
     return -errno;

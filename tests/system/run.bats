@@ -235,8 +235,8 @@ teardown() {
 		run lbx run --rm -u app bb sh -c 'id -u; id -g; echo $HOME'
 		assert_success
 		[ "$output" = "$(printf '1000\n1000\n/home/app')" ] || fail "-u app: $output"
-		run lbx run --rm -u 4:5 bb sh -c 'id -u; id -g'
-		[ "$output" = "$(printf '4\n5')" ] || fail "-u 4:5: $output"
+		run --separate-stderr lbx run --rm -u 4:5 bb sh -c 'id -u; id -g'
+		[ "$output" = "$(printf '4\n5')" ] || fail "-u 4:5: $(printf %q "$output") stderr: $(printf %q "$stderr")"
 	fi
 	run --separate-stderr lbx run --rm -u nobody bb true
 	assert_one_line_error nobody passwd
