@@ -776,8 +776,8 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return rc;
   if (first >= argc)
     return lbx_error(err, EINVAL, "stop: name at least one box"), 125;
-  if (o.timeout < 0)
-    return lbx_error(err, EINVAL, "stop: --time must be 0 or more seconds"), 125;
+  if (o.timeout < 0 || o.timeout > 86400 * 365)
+    return lbx_error(err, EINVAL, "stop: --time must be 0 to 31536000 seconds"), 125;
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
@@ -988,6 +988,9 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       .no_new_privs = json_is_true(json_object_get(p.box, "NoNewPrivileges")),
   };
   fflush(NULL);
+  /* no host file of ours may be open when we join the box */
+  lbx_store_close(cli->store);
+  cli->store = NULL;
   rc = lbx_exec_in(&x, err);
   if (rc < 0)
     rc = (*err)->code == ENOENT ? 127 : (*err)->code == EACCES ? 126 : 125;

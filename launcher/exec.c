@@ -148,6 +148,8 @@ lbx_become_and_exec(char **argv, char **env, const char *user, const char *workd
     lbx_failf(f, 125, "user %s: %s", user, strerror(errno));
     return;
   }
+  /* a change of credentials clears the parent-death signal: armed again */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (chdir(wd) < 0) {
     lbx_failf(f, 125, "workdir %s: %s", wd, strerror(errno));
     return;
@@ -269,6 +271,12 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
       return lbx_error_errno(err, e, "the box's %s namespace (%s)", ns_names[i], path);
     }
   }
+  /* Until it execs, this process holds host fds (the caller's, /dev/null)
+   * and, once in the box's namespaces, a box process could reach them
+   * through /proc/<pid>/fd: not dumpable, it cannot (execve resets it). */
+  prctl(PR_SET_DUMPABLE, 0);
+  /* the host's /dev/null: the box's could be a fifo that blocks */
+  _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   /* the user namespace first: it grants the right to join the others */
   int r = 0;
   for (size_t i = 0; i < LBX_ARRAY_SIZE(ns_names); i++) {
@@ -301,15 +309,15 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
     sigprocmask(SIG_SETMASK, &old, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     lbx_fail f = {0};
+    /* its own session: the caller's terminal is not its controlling one
+     * (no TIOCSTI into the caller's shell); signals come through us */
+    setsid();
     if (x->tty) {
-      setsid();
       if (ioctl(slave, TIOCSCTTY, 0) < 0 || dup2(slave, 0) < 0 || dup2(slave, 1) < 0 ||
           dup2(slave, 2) < 0)
         lbx_failf(&f, 125, "the command's terminal: %s", strerror(errno));
-    } else if (!x->interactive) {
-      int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (nul >= 0)
-        dup2(nul, 0);
+    } else if (!x->interactive && devnull >= 0) {
+      dup2(devnull, 0);
     }
     if (!f.code)
       lbx_become_and_exec(x->argv, x->env, x->user, x->workdir, x->tty, x->no_new_privs,
@@ -349,8 +357,8 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
     close(sfd);
     close(master);
   } else {
-    /* the command shares the caller's terminal and process group:
-     * ^C reaches it directly; what is sent to us is passed on */
+    /* the command has its own session: ^C on the caller's terminal
+     * reaches us, and is passed on with every other signal */
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
     code = -1;
     while (code < 0) {
@@ -367,7 +375,7 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
       if (si.ssi_signo == SIGCHLD) {
         if (waitpid(child, &status, WNOHANG) == child)
           code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      } else if (si.ssi_signo != SIGWINCH && si.ssi_code == SI_USER) {
+      } else if (si.ssi_signo != SIGWINCH) {
         kill(child, (int)si.ssi_signo);
       }
     }

@@ -115,7 +115,8 @@ box_files(const lbx_launch *l, lbx_fail *f)
 /* ---- the box's first process ---- */
 
 struct child_fds {
-  int err_w;  /* failures before exec, as "code message" */
+  int alive_r; /* hangs up when the supervisor is gone */
+  int err_w;   /* failures before exec, as "code message" */
   int sock_w; /* with a tty: the pty master goes to the supervisor */
   int out_w, errout_w;
 };
@@ -241,6 +242,41 @@ make_dev(bool single_id, const int nodes[], lbx_fail *f)
   return 0;
 }
 
+/* What a box must not write or read of the kernel, as Podman's defaults:
+ * real root in a box without a user namespace could otherwise set
+ * /proc/sys/kernel/core_pattern and run a program on the host. */
+static int
+mask_kernel_files(lbx_fail *f)
+{
+  static const char *const ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus",
+                                   "/proc/fs"};
+  static const char *const masked[] = {"/proc/kcore",    "/proc/keys",   "/proc/timer_list",
+                                       "/proc/sched_debug", "/proc/acpi", "/proc/scsi",
+                                       "/proc/latency_stats", "/sys/firmware"};
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(ro); i++) {
+    if (access(ro[i], F_OK) < 0)
+      continue;
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                       MOUNT_ATTR_NOEXEC};
+    _cleanup_close_ int t = open_tree(AT_FDCWD, ro[i], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (t < 0 || mount_setattr(t, "", AT_EMPTY_PATH, &a, sizeof a) < 0 ||
+        move_mount(t, "", AT_FDCWD, ro[i], MOVE_MOUNT_F_EMPTY_PATH) < 0)
+      return lbx_failf(f, 125, "making %s read-only in the box: %s", ro[i], strerror(errno));
+  }
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(masked); i++) {
+    struct stat st;
+    if (stat(masked[i], &st) < 0)
+      continue;
+    int r = S_ISDIR(st.st_mode)
+                ? mount("tmpfs", masked[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        "size=0")
+                : mount("/dev/null", masked[i], NULL, MS_BIND, NULL);
+    if (r < 0)
+      return lbx_failf(f, 125, "masking %s in the box: %s", masked[i], strerror(errno));
+  }
+  return 0;
+}
+
 static int
 send_fd(int sock, int fd)
 {
@@ -348,7 +384,7 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
     return lbx_failf(f, 125, "detaching the host's root: %s", strerror(errno));
 
   if (attach(proc, "/proc", true, f) < 0 || make_dev(single_id, nodes, f) < 0 ||
-      attach(sys, "/sys", true, f) < 0)
+      attach(sys, "/sys", true, f) < 0 || mask_kernel_files(f) < 0)
     return -1;
   for (size_t i = 0; i < LBX_ARRAY_SIZE(etc_files); i++) {
     char path[32];
@@ -364,8 +400,10 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
         return -1;
     } else {
       int r = ensure_target(m->target, true);
+      /* Podman's tmpfs defaults: rw, noexec, nosuid, nodev */
       if (r < 0 || mount("tmpfs", m->target, "tmpfs",
-                         MS_NOSUID | MS_NODEV | (m->ro ? MS_RDONLY : 0), "mode=1777") < 0)
+                         MS_NOSUID | MS_NODEV | MS_NOEXEC | (m->ro ? MS_RDONLY : 0),
+                         "mode=1777") < 0)
         return lbx_failf(f, 125, "tmpfs %s: %s", m->target, r < 0 ? strerror(-r) : strerror(errno));
     }
   }
@@ -394,9 +432,13 @@ static _Noreturn void
 box_main(const lbx_launch *l, const char *root, const struct child_fds *cf, pid_t supervisor,
          bool single_id)
 {
-  /* nothing the box does outlives its supervisor */
+  /* nothing the box does outlives its supervisor; a supervisor that died
+   * before this was armed shows as the hangup of a pipe only it writes */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   (void)supervisor;
+  struct pollfd alive = {cf->alive_r, POLLIN, 0};
+  if (poll(&alive, 1, 0) != 0)
+    _exit(125);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -786,7 +828,13 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
     sigaddset(&set, sigs[i]);
   sigprocmask(SIG_BLOCK, &set, &old);
   signal(SIGPIPE, SIG_IGN);
-  struct child_fds cf = {errp[1], sock[1], outp[1], errout[1]};
+  int alive[2];
+  if (pipe2(alive, O_CLOEXEC) < 0) {
+    lbx_boxfs_unmount(fs);
+    report(ready_fd, 125, "a pipe for the box: out of file descriptors");
+    return 125;
+  }
+  struct child_fds cf = {alive[0], errp[1], sock[1], outp[1], errout[1]};
   pid_t me = getpid();
   /* like fork(2) (single-threaded here, so glibc's fork handlers have
    * nothing to do), but the child is pid 1 of a new pid namespace */
@@ -798,6 +846,7 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
   if (pid == 0)
     box_main(l, root, &cf, me, rootless && !full_map);
   close(errp[1]);
+  close(alive[0]); /* alive[1] stays open until the supervisor ends */
   if (l->tty)
     close(sock[1]);
   else {

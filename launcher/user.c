@@ -5,9 +5,41 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The box's file, opened so that the box cannot make it hang or flood
+ * the reader: a regular file (not a fifo, not a device), at most 4 MiB,
+ * read through a memory stream. */
+static FILE *
+open_box_file(const char *path)
+{
+  _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (4 << 20))
+    return NULL;
+  size_t n = (size_t)st.st_size;
+  char *buf = lbx_xmalloc(n + 1);
+  ssize_t got = lbx_read_all(fd, buf, n);
+  if (got < 0) {
+    free(buf);
+    return NULL;
+  }
+  buf[got] = '\0';
+  FILE *f = fmemopen(NULL, (size_t)got + 1, "w+");
+  if (!f) {
+    free(buf);
+    return NULL;
+  }
+  fwrite(buf, 1, (size_t)got, f);
+  free(buf);
+  rewind(f);
+  return f;
+}
 
 /* Splits a colon-separated line in place into at most max fields. */
 static int
@@ -35,7 +67,7 @@ numeric(const char *s, unsigned long *out)
 static bool
 passwd_find(const char *name, unsigned long id, lbx_user *u)
 {
-  _cleanup_fclose_ FILE *f = fopen("/etc/passwd", "re");
+  _cleanup_fclose_ FILE *f = open_box_file("/etc/passwd");
   char line[1024];
   while (f && fgets(line, sizeof line, f)) {
     char *v[7];
@@ -56,7 +88,7 @@ passwd_find(const char *name, unsigned long id, lbx_user *u)
 static bool
 group_find(const char *name, unsigned long *gid)
 {
-  _cleanup_fclose_ FILE *f = fopen("/etc/group", "re");
+  _cleanup_fclose_ FILE *f = open_box_file("/etc/group");
   char line[4096];
   while (f && fgets(line, sizeof line, f)) {
     char *v[4];
@@ -70,7 +102,7 @@ group_find(const char *name, unsigned long *gid)
 static void
 groups_of(const char *user, lbx_user *u)
 {
-  _cleanup_fclose_ FILE *f = fopen("/etc/group", "re");
+  _cleanup_fclose_ FILE *f = open_box_file("/etc/group");
   char line[4096];
   while (f && fgets(line, sizeof line, f) && u->ngroups < LBX_ARRAY_SIZE(u->groups)) {
     char *v[4];

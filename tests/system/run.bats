@@ -13,7 +13,7 @@ setup_file() {
 	mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/root" "$r/home/app"
 	cp "$busybox" "$r/bin/busybox"
 	local a
-	for a in sh ls cat echo id hostname ps sleep mount touch tty env pwd grep wc stat readlink kill true false rm mkdir; do
+	for a in sh ls cat echo id hostname ps sleep mount touch tty env pwd grep wc stat readlink kill true false rm mkdir mkfifo chown; do
 		ln -s busybox "$r/bin/$a"
 	done
 	printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n' >"$r/etc/passwd"
@@ -126,7 +126,7 @@ teardown() {
 	mkdir -p "$v"
 	echo host >"$v/in"
 	run lbx run --rm -v "$v:/data" -v "$v:/ro:ro" --tmpfs /scratch bb sh -c \
-		'cat /data/in; echo box > /data/out; echo no > /ro/x 2>/dev/null || echo ro-refused; touch /scratch/f && echo tmpfs-ok; mount | grep -c " /scratch type tmpfs"'
+		'cat /data/in; echo box > /data/out; (echo no > /ro/x) 2>/dev/null || echo ro-refused; touch /scratch/f && echo tmpfs-ok; mount | grep -c " /scratch type tmpfs"'
 	assert_success
 	assert_line host
 	assert_line ro-refused
@@ -296,4 +296,43 @@ teardown() {
 	run lbx rmi -f bb
 	assert_success
 	[ -z "$(lbx ps -aq)" ] || fail "rmi -f left a box"
+}
+
+@test "the kernel's knobs are out of reach: /proc/sys read-only, /proc/kcore and keys masked" {
+	run lbx run --rm bb sh -c '(exec 3>>/proc/sys/kernel/core_pattern) 2>/dev/null && echo core-writable;
+		(echo 1 > /proc/sysrq-trigger) 2>/dev/null && echo sysrq-writable; echo kcore=$(cat /proc/kcore | wc -c);
+		echo keys=$(cat /proc/keys 2>/dev/null | wc -c); echo done'
+	assert_success
+	assert_line done
+	[[ "$output" != *writable* ]] || fail "$output"
+	assert_line kcore=0
+	assert_line keys=0
+}
+
+@test "exec: no host fd reaches the box; a fifo as /etc/passwd fails exec -u, it does not hang" {
+	lbx run -d --name fdbox bb sh -c 'rm /etc/passwd; mkfifo /etc/passwd; sleep 1000' >/dev/null
+	run lbx exec fdbox sh -c 'ls -ln /proc/$$/fd'
+	assert_success
+	[[ "$output" != *"$LAZYBOX_ROOT"* ]] || fail "a store fd is open in the box: $output"
+	[[ "$output" != *store.db* ]] || fail "$output"
+	for _ in $(seq 50); do lbx exec fdbox test -p /etc/passwd && break; sleep 0.1; done
+	run --separate-stderr timeout 30 "$LAZYBOX" --root "$LAZYBOX_ROOT" exec -u app fdbox true
+	[ "$status" -ne 124 ] || fail "exec hung on a fifo"
+	assert_one_line_error app
+}
+
+@test "a box running as another user dies with its supervisor too" {
+	if [ "$LBX_ROOTLESS" = 1 ]; then
+		grep -q "^$(id -un):" /etc/subuid 2>/dev/null || skip "no /etc/subuid range for $(id -un)"
+		command -v newuidmap >/dev/null || skip "newuidmap not installed (uidmap)"
+	fi
+	lbx run -d --name asapp -u app bb sleep 1000 >/dev/null
+	pid="$(lbx ps --format json | jq -r '.[0].Pid')"
+	[ "$pid" -gt 0 ]
+	sup="$(awk '{print $4}' "/proc/$pid/stat")"
+	kill -9 "$sup"
+	for _ in $(seq 50); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+	[ ! -e "/proc/$pid" ] || fail "the box (uid 1000) outlived its supervisor"
+	run lbx ps -a
+	assert_contains "$output" "Exited (-1)"
 }
