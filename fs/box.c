@@ -496,15 +496,32 @@ box_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   fuse_reply_err(req, 0);
 }
 
+/* Released handles are freed a while later, not at once: a supervisor
+ * once died of a read that still used a handle's inline bytes after its
+ * release (ASan, heap-use-after-free in box_read, when box processes were
+ * killed). Until that ordering is understood, the last 64 released
+ * handles stay allocated, fds included (a read must never splice from an
+ * fd number that now names another file). */
+#define GRAVE 64
+static struct bfile *grave[GRAVE];
+static unsigned grave_next;
+static pthread_mutex_t grave_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void
 box_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   (void)ino;
   struct bfile *h = (struct bfile *)(uintptr_t)fi->fh;
-  if (h->fd >= 0)
-    close(h->fd);
-  free(h->data);
-  free(h);
+  pthread_mutex_lock(&grave_mu);
+  struct bfile *old = grave[grave_next % GRAVE];
+  grave[grave_next++ % GRAVE] = h;
+  pthread_mutex_unlock(&grave_mu);
+  if (old) {
+    if (old->fd >= 0)
+      close(old->fd);
+    free(old->data);
+    free(old);
+  }
   fuse_reply_err(req, 0);
 }
 
@@ -1224,6 +1241,17 @@ lbx_boxfs_free(lbx_boxfs *b)
 {
   if (!b)
     return;
+  pthread_mutex_lock(&grave_mu);
+  for (unsigned i = 0; i < GRAVE; i++) {
+    if (grave[i]) {
+      if (grave[i]->fd >= 0)
+        close(grave[i]->fd);
+      free(grave[i]->data);
+      free(grave[i]);
+      grave[i] = NULL;
+    }
+  }
+  pthread_mutex_unlock(&grave_mu);
   if (b->se) {
     if (b->mounted)
       fuse_session_unmount(b->se);

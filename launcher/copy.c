@@ -16,6 +16,7 @@
  * makes its own and mounts the box's root there (a stopped one), as the
  * supervisor does (launch.c). */
 #include "copy.h"
+#include "launch-internal.h"
 #include "fs.h"
 #include "launcher.h"
 #include "util.h"
@@ -496,90 +497,28 @@ running_root(const lbx_box_root_opts *o, char *msg, size_t len)
   return fd;
 }
 
-static int
-write_map(const char *file, const char *text)
-{
-  _cleanup_close_ int fd = open(file, O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-    return -errno;
-  return 0;
-}
-
-static void *
-serve_main(void *arg)
-{
-  lbx_err *e = NULL;
-  if (lbx_boxfs_serve(arg, &e) < 0)
-    lbx_error_free(e);
-  return NULL;
-}
-
-/* A stopped box: what lbx_supervise does up to serving its root, and no
- * more (no other namespace, no box process). The box fs's lock on the
- * work dir keeps a start, or a second cp, out meanwhile. */
+/* A stopped box: its namespaces and root as the supervisor makes them
+ * (launch.c), and no more (no box process). The box fs's lock on the work
+ * dir keeps a start, or a second cp, out meanwhile. */
 static int
 stopped_root(const lbx_box_root_opts *o, lbx_boxfs **fsp, pthread_t *th, char *msg, size_t len)
 {
-  uid_t uid = getuid();
-  gid_t gid = getgid();
-  bool rootless = geteuid() != 0;
-  if (unshare(CLONE_NEWNS | (rootless ? CLONE_NEWUSER : 0)) < 0)
-    return failf(msg, len, "cp: box %s: entering new namespaces: %s%s", o->name, strerror(errno),
-                 errno == EPERM && rootless ? " (are user namespaces disabled?)" : "");
-  if (rootless) {
-    char map[64], gmap[64];
-    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
-    snprintf(gmap, sizeof gmap, "0 %u 1\n", (unsigned)gid);
-    int r;
-    if ((r = write_map("/proc/self/setgroups", "deny")) < 0 ||
-        (r = write_map("/proc/self/uid_map", map)) < 0 ||
-        (r = write_map("/proc/self/gid_map", gmap)) < 0)
-      return failf(msg, len, "cp: box %s: mapping uid %u to root: %s", o->name, (unsigned)uid,
-                   strerror(-r));
-  }
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-    return failf(msg, len, "cp: box %s: a private mount tree: %s", o->name, strerror(errno));
-  _cleanup_free_ char *root = lbx_xasprintf("%s/root", o->box_dir);
-  _cleanup_free_ char *upper = lbx_xasprintf("%s/upper", o->box_dir);
-  _cleanup_free_ char *work = lbx_xasprintf("%s/work", o->box_dir);
-  if (mkdir(root, 0700) < 0 && errno != EEXIST)
-    return failf(msg, len, "cp: box %s: %s: %s", o->name, root, strerror(errno));
-  lbx_boxfs_opts bo = {
-      .store_root = o->store_root,
-      .chain_id = o->chain_id,
-      .fsname = o->id,
-      .mountpoint = root,
-      .upper = upper,
-      .work = work,
-      /* as the supervisor's: the mount is ours alone, in our namespaces */
-      .allow_other = true,
-  };
-  lbx_err *e = NULL;
-  if (lbx_boxfs_mount(&bo, fsp, &e) < 0) {
-    failf(msg, len, "cp: box %s: %s", o->name, e->msg);
-    lbx_error_free(e);
-    return -1;
-  }
-  if (pthread_create(th, NULL, serve_main, *fsp) != 0) {
+  lbx_fail f = {0};
+  bool single_id;
+  if (lbx_box_ns_enter(o->name, 0, &single_id, &f) < 0 ||
+      lbx_box_root_mount(o->name, o->id, o->store_root, o->chain_id, o->box_dir, false, fsp, &f) <
+          0)
+    return failf(msg, len, "cp: %s", f.msg);
+  if (pthread_create(th, NULL, lbx_box_serve_main, *fsp) != 0) {
     lbx_boxfs_unmount(*fsp);
     *fsp = NULL;
     return failf(msg, len, "cp: box %s: starting the file system's threads failed", o->name);
   }
+  _cleanup_free_ char *root = lbx_xasprintf("%s/root", o->box_dir);
   int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return failf(msg, len, "cp: box %s: its root %s: %s", o->name, root, strerror(errno));
   return fd;
-}
-
-static void
-stop_fs(lbx_boxfs *fs, pthread_t th)
-{
-  lbx_boxfs_unmount(fs);
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 2;
-  if (pthread_timedjoin_np(th, NULL, &until) == 0)
-    lbx_boxfs_free(fs);
 }
 
 static _Noreturn void
@@ -600,7 +539,7 @@ child_main(const lbx_box_root_opts *o, lbx_box_root_fn fn, void *ctx, int report
   if (rootfd >= 0)
     close(rootfd);
   if (fs)
-    stop_fs(fs, th);
+    lbx_box_stop_fs(fs, th);
   if (code) {
     char line[700];
     int n = snprintf(line, sizeof line, "%d %s\n", code, *msg ? msg : "cp failed");

@@ -3,8 +3,10 @@
 #ifndef LBX_LAUNCH_INTERNAL_H
 #define LBX_LAUNCH_INTERNAL_H
 
+#include "fs.h"
 #include "launcher.h"
 
+#include <pthread.h>
 #include <stddef.h>
 
 /* A failure inside a box process before exec: code and message. */
@@ -13,6 +15,19 @@ typedef struct lbx_fail {
   char msg[512];
 } lbx_fail;
 int lbx_failf(lbx_fail *f, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Enters new user (when not root) and mount namespaces plus flags
+ * (CLONE_NEW*), maps the caller to 0 (and its /etc/subuid, /etc/subgid
+ * ranges when newuidmap/newgidmap can), makes the mount tree private.
+ * *single_id: the namespace has only root (no range). */
+int lbx_box_ns_enter(const char *name, int flags, bool *single_id, struct lbx_fail *f);
+/* Mounts the box's root at <box_dir>/root (in the current namespaces). */
+int lbx_box_root_mount(const char *name, const char *id, const char *store_root, const char *chain_id,
+                       const char *box_dir, bool debug, lbx_boxfs **out, struct lbx_fail *f);
+/* A pthread body serving the box's root; and the end of it: unmount,
+ * join (2 s at most), free. */
+void *lbx_box_serve_main(void *fs);
+void lbx_box_stop_fs(lbx_boxfs *fs, pthread_t th);
 
 /* In the box, after its root is in place: takes on user (ids, groups,
  * Podman's default capabilities), adds the default environment (PATH,

@@ -605,8 +605,81 @@ write_map(const char *file, const char *text)
   return 0;
 }
 
-static void *
-serve_main(void *arg)
+int
+lbx_box_ns_enter(const char *name, int flags, bool *single_id, lbx_fail *f)
+{
+  uid_t uid = getuid();
+  gid_t gid = getgid();
+  bool rootless = geteuid() != 0;
+  /* not CLONE_NEWPID: a process that unshared it can no longer make
+   * threads, and the supervisor serves FUSE from threads; the box's
+   * first process is cloned into a new pid namespace instead */
+  flags |= CLONE_NEWNS | (rootless ? CLONE_NEWUSER : 0);
+  struct idmapper mapper;
+  bool full_map = rootless && idmapper_start(&mapper, uid, gid);
+  if (unshare(flags) < 0) {
+    int uerr = errno;
+    if (full_map) {
+      close(mapper.go);
+      waitpid(mapper.pid, NULL, 0);
+    }
+    return lbx_failf(f, 125, "box %s: entering new namespaces: %s%s", name, strerror(uerr),
+                     uerr == EPERM && rootless ? " (are user namespaces disabled?)" : "");
+  }
+  if (full_map && idmapper_finish(&mapper) < 0)
+    return lbx_failf(f, 125,
+                     "box %s: newuidmap/newgidmap could not map the ranges of /etc/subuid and "
+                     "/etc/subgid for uid %u",
+                     name, (unsigned)uid);
+  if (rootless && !full_map) {
+    char map[64], gmap[64];
+    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
+    snprintf(gmap, sizeof gmap, "0 %u 1\n", (unsigned)gid);
+    int r;
+    if ((r = write_map("/proc/self/setgroups", "deny")) < 0 ||
+        (r = write_map("/proc/self/uid_map", map)) < 0 ||
+        (r = write_map("/proc/self/gid_map", gmap)) < 0)
+      return lbx_failf(f, 125, "box %s: mapping uid %u to root: %s", name, (unsigned)uid,
+                       strerror(-r));
+  }
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    return lbx_failf(f, 125, "box %s: a private mount tree: %s", name, strerror(errno));
+  *single_id = rootless && !full_map;
+  return 0;
+}
+
+int
+lbx_box_root_mount(const char *name, const char *id, const char *store_root, const char *chain_id,
+                   const char *box_dir, bool debug, lbx_boxfs **out, lbx_fail *f)
+{
+  _cleanup_free_ char *root = lbx_xasprintf("%s/root", box_dir);
+  _cleanup_free_ char *upper = lbx_xasprintf("%s/upper", box_dir);
+  _cleanup_free_ char *work = lbx_xasprintf("%s/work", box_dir);
+  if (mkdir(root, 0700) < 0 && errno != EEXIST)
+    return lbx_failf(f, 125, "box %s: %s: %s", name, root, strerror(errno));
+  lbx_boxfs_opts bo = {
+      .store_root = store_root,
+      .chain_id = chain_id,
+      .fsname = id,
+      .mountpoint = root,
+      .upper = upper,
+      .work = work,
+      /* the box's users are not the mounting user: the kernel lets them in
+       * (the mount is in our own namespaces, nobody else sees it) */
+      .allow_other = true,
+      .debug = debug,
+  };
+  lbx_err *e = NULL;
+  if (lbx_boxfs_mount(&bo, out, &e) < 0) {
+    lbx_failf(f, 125, "box %s: %s", name, e->msg);
+    lbx_error_free(e);
+    return -1;
+  }
+  return 0;
+}
+
+void *
+lbx_box_serve_main(void *arg)
 {
   lbx_err *e = NULL;
   if (lbx_boxfs_serve(arg, &e) < 0)
@@ -614,8 +687,8 @@ serve_main(void *arg)
   return NULL;
 }
 
-static void
-stop_fs(lbx_boxfs *fs, pthread_t th)
+void
+lbx_box_stop_fs(lbx_boxfs *fs, pthread_t th)
 {
   lbx_boxfs_unmount(fs);
   struct timespec until;
@@ -750,76 +823,16 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
     return 125;
   }
 
-  uid_t uid = getuid();
-  gid_t gid = getgid();
-  bool rootless = geteuid() != 0;
-  /* not CLONE_NEWPID: a process that unshared it can no longer make
-   * threads, and the supervisor serves FUSE from threads; the box's
-   * first process is cloned into a new pid namespace instead */
-  int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
-              (rootless ? CLONE_NEWUSER : 0) | (l->net_none ? CLONE_NEWNET : 0);
-  struct idmapper mapper;
-  bool full_map = rootless && idmapper_start(&mapper, uid, gid);
-  if (unshare(flags) < 0) {
-    int uerr = errno;
-    if (full_map) {
-      close(mapper.go);
-      waitpid(mapper.pid, NULL, 0);
-    }
-    lbx_failf(&f, 125, "box %s: entering new namespaces: %s%s", l->name, strerror(uerr),
-              uerr == EPERM && rootless ? " (are user namespaces disabled?)" : "");
+  bool single_id = false;
+  if (lbx_box_ns_enter(l->name, l->net_none ? CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC
+                                            : CLONE_NEWUTS | CLONE_NEWIPC,
+                       &single_id, &f) < 0)
     return report(ready_fd, f.code, f.msg), f.code;
-  }
-  if (full_map && idmapper_finish(&mapper) < 0) {
-    lbx_failf(&f, 125,
-              "box %s: newuidmap/newgidmap could not map the ranges of /etc/subuid and "
-              "/etc/subgid for uid %u",
-              l->name, (unsigned)uid);
-    return report(ready_fd, f.code, f.msg), f.code;
-  }
-  if (rootless && !full_map) {
-    char map[64];
-    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
-    char gmap[64];
-    snprintf(gmap, sizeof gmap, "0 %u 1\n", (unsigned)gid);
-    int r;
-    if ((r = write_map("/proc/self/setgroups", "deny")) < 0 ||
-        (r = write_map("/proc/self/uid_map", map)) < 0 ||
-        (r = write_map("/proc/self/gid_map", gmap)) < 0) {
-      lbx_failf(&f, 125, "box %s: mapping uid %u to root: %s", l->name, (unsigned)uid,
-                strerror(-r));
-      return report(ready_fd, f.code, f.msg), f.code;
-    }
-  }
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-    lbx_failf(&f, 125, "box %s: a private mount tree: %s", l->name, strerror(errno));
-    return report(ready_fd, f.code, f.msg), f.code;
-  }
   _cleanup_free_ char *root = lbx_xasprintf("%s/root", l->box_dir);
-  _cleanup_free_ char *upper = lbx_xasprintf("%s/upper", l->box_dir);
-  _cleanup_free_ char *work = lbx_xasprintf("%s/work", l->box_dir);
-  if (mkdir(root, 0700) < 0 && errno != EEXIST) {
-    lbx_failf(&f, 125, "box %s: %s: %s", l->name, root, strerror(errno));
-    return report(ready_fd, f.code, f.msg), f.code;
-  }
-  lbx_boxfs_opts bo = {
-      .store_root = l->store_root,
-      .chain_id = l->chain_id,
-      .fsname = l->id,
-      .mountpoint = root,
-      .upper = upper,
-      .work = work,
-      /* the box's users are not the mounting user: the kernel lets them in
-       * (the mount is in our own namespaces, nobody else sees it) */
-      .allow_other = true,
-      .debug = l->debug,
-  };
   lbx_boxfs *fs = NULL;
-  if (lbx_boxfs_mount(&bo, &fs, &e) < 0) {
-    lbx_failf(&f, 125, "box %s: %s", l->name, e->msg);
-    lbx_error_free(e);
+  if (lbx_box_root_mount(l->name, l->id, l->store_root, l->chain_id, l->box_dir, l->debug, &fs,
+                         &f) < 0)
     return report(ready_fd, f.code, f.msg), f.code;
-  }
 
   sigset_t set, old;
   sigemptyset(&set);
@@ -844,7 +857,7 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
     return report(ready_fd, f.code, f.msg), f.code;
   }
   if (pid == 0)
-    box_main(l, root, &cf, me, rootless && !full_map);
+    box_main(l, root, &cf, me, single_id);
   close(errp[1]);
   close(alive[0]); /* alive[1] stays open until the supervisor ends */
   if (l->tty)
@@ -855,7 +868,7 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
   }
   int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   pthread_t th;
-  if (pthread_create(&th, NULL, serve_main, fs) != 0) {
+  if (pthread_create(&th, NULL, lbx_box_serve_main, fs) != 0) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     lbx_boxfs_unmount(fs);
@@ -873,7 +886,7 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
     const char *text = strchr(msg, ' ');
     waitpid(pid, NULL, 0);
     report(ready_fd, code ? code : 125, text ? text + 1 : msg);
-    stop_fs(fs, th);
+    lbx_box_stop_fs(fs, th);
     lbx_logw_close(log);
     return code ? code : 125;
   }
@@ -903,7 +916,7 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
     close(master);
   /* unmounted here, so that what follows (--rm) sees the upper dir and
    * never walks into the box's root */
-  stop_fs(fs, th);
+  lbx_box_stop_fs(fs, th);
   /* recorded before the log's lock goes: whoever waits on the lock
    * (wait, stop, ps) then reads the exit code */
   if (cbs && cbs->exited)
