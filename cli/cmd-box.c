@@ -204,8 +204,7 @@ rm_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
         rc = 125;
         break;
       }
-      if (lbx_pid_start(box.pid) == box.pid_start)
-        kill(box.pid, SIGKILL);
+      lbx_signal_pid(box.pid, box.pid_start, SIGKILL);
       lbx_cli_box_wait(s, box.id, -1);
     }
     _cleanup_free_ char *src = lbx_xasprintf("box:%s", box.id);

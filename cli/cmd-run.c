@@ -760,9 +760,9 @@ parse_signal(const char *s)
 static int
 signal_box(lbx_store *s, const lbx_box_row *box, int sig)
 {
-  if (!lbx_cli_box_running(s, box) || lbx_pid_start(box->pid) != box->pid_start)
+  if (!lbx_cli_box_running(s, box))
     return -ESRCH;
-  return kill(box->pid, sig) < 0 ? -errno : 0;
+  return lbx_signal_pid(box->pid, box->pid_start, sig);
 }
 
 static int
@@ -979,6 +979,7 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       merge_env(json_object_get(p.image, "Env"), json_object_get(p.box, "Env"), env);
   lbx_exec x = {
       .pid = box.pid,
+      .pid_start = box.pid_start,
       .argv = argv + first + 1,
       .env = envv,
       .workdir = o.workdir ? o.workdir : p.workdir,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -243,6 +244,12 @@ pump_tty(pid_t child, int master, int sfd, bool interactive)
 int
 lbx_exec_in(const lbx_exec *x, lbx_err **err)
 {
+  /* a pidfd first, checked against the recorded start time, and alive
+   * still after every /proc/<pid> file is open: those files are then the
+   * box's, never a process that reused its pid */
+  _cleanup_close_ int pfd = pidfd_open(x->pid, 0);
+  if (pfd < 0 || lbx_pid_start(x->pid) != x->pid_start)
+    return lbx_error(err, ESRCH, "the box's first process (pid %d) is gone", (int)x->pid);
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/root", (int)x->pid);
   _cleanup_close_ int rootfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -277,6 +284,12 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
   prctl(PR_SET_DUMPABLE, 0);
   /* the host's /dev/null: the box's could be a fifo that blocks */
   _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (pidfd_send_signal(pfd, 0, NULL, 0) < 0) {
+    for (size_t i = 0; i < LBX_ARRAY_SIZE(ns_names); i++)
+      if (fds[i] >= 0)
+        close(fds[i]);
+    return lbx_error(err, ESRCH, "the box's first process (pid %d) is gone", (int)x->pid);
+  }
   /* the user namespace first: it grants the right to join the others */
   int r = 0;
   for (size_t i = 0; i < LBX_ARRAY_SIZE(ns_names); i++) {

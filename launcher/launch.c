@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -71,6 +72,18 @@ lbx_pid_start(pid_t pid)
   for (int field = 3; field < 22 && p; field++)
     p = strchr(p + 1, ' ');
   return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+int
+lbx_signal_pid(pid_t pid, uint64_t start, int sig)
+{
+  _cleanup_close_ int pfd = pid > 0 ? pidfd_open(pid, 0) : -1;
+  if (pfd < 0)
+    return -ESRCH;
+  /* checked after the pidfd is held: it names the process checked */
+  if (lbx_pid_start(pid) != start)
+    return -ESRCH;
+  return pidfd_send_signal(pfd, sig, NULL, 0) < 0 ? -errno : 0;
 }
 
 /* ---- files the box sees at /etc/hostname, /etc/hosts, /etc/resolv.conf ---- */

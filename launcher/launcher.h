@@ -64,12 +64,17 @@ int lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs);
 /* Start time of a process (clock ticks after boot), 0 if it is gone:
  * a pid and its start time name a process for good. */
 uint64_t lbx_pid_start(pid_t pid);
+/* Sends sig to the process pid only if it is still the one that started
+ * at start (through a pidfd: a pid reused between the check and the
+ * signal is never hit). 0, -ESRCH when it is gone, -errno. */
+int lbx_signal_pid(pid_t pid, uint64_t start, int sig);
 
 /* Runs argv inside a running box (pid: its pid 1 as the host sees it):
  * joins its namespaces and root, as user, in workdir, with env. Returns
  * the command's exit code, or -1 with *err. */
 typedef struct lbx_exec {
   pid_t pid;
+  uint64_t pid_start; /* lbx_pid_start() of pid when it was recorded */
   char **argv, **env;
   const char *workdir, *user;
   bool tty, interactive, no_new_privs;
