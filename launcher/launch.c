@@ -20,6 +20,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <linux/openat2.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
@@ -379,12 +380,22 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
     const lbx_mount_spec *m = &l->mounts[i];
     if (m->kind != LBX_MNT_BIND)
       continue;
+    /* create stored the source's real path: a symlink in it now (a box
+     * with a volume over a parent dir could plant one) is refused, not
+     * followed to some other host path */
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+    _cleanup_close_ int src = (int)syscall(SYS_openat2, AT_FDCWD, m->source, &how, sizeof how);
     struct stat st;
-    if (stat(m->source, &st) < 0)
-      return lbx_failf(f, 125, "volume %s: %s", m->source, strerror(errno));
+    if (src < 0 || fstat(src, &st) < 0)
+      return lbx_failf(f, 125, "volume %s: %s", m->source,
+                       errno == ELOOP ? "a symlink is in its path (it had none at create)"
+                                      : strerror(errno));
     vol_dir[i] = S_ISDIR(st.st_mode);
-    if ((vols[i] = detached_tree(m->source, true, m->ro, f)) < 0)
-      return -1;
+    vols[i] = open_tree(src, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (vols[i] < 0 ||
+        (m->ro && mount_setattr(vols[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0))
+      return lbx_failf(f, 125, "volume %s: %s", m->source, strerror(errno));
   }
 
   /* into the box's root, leaving nothing of the host's behind */

@@ -336,3 +336,15 @@ teardown() {
 	run lbx ps -a
 	assert_contains "$output" "Exited (-1)"
 }
+
+@test "a volume source that became a symlink since create is refused, not followed" {
+	local v="$BATS_TEST_TMPDIR/vols"
+	mkdir -p "$v/d/sub" "$BATS_TEST_TMPDIR/elsewhere"
+	echo secret >"$BATS_TEST_TMPDIR/elsewhere/s"
+	lbx create --name nest -v "$v/d/sub:/sub" bb cat /sub/s >/dev/null
+	rmdir "$v/d/sub"
+	ln -s "$BATS_TEST_TMPDIR/elsewhere" "$v/d/sub"
+	run --separate-stderr lbx start -a nest
+	assert_one_line_error "$v/d/sub" symlink
+	[[ "$output" != *secret* ]] || fail "the symlink was followed"
+}
