@@ -27,9 +27,9 @@ extern const lbx_cmd lbx_image_cmds[];
 extern const lbx_cmd lbx_pull_cmds[];  /* cmd-pull.c: pull, login, logout */
 extern const lbx_cmd lbx_mount_cmds[]; /* cmd-mount.c: mount, umount */
 extern const lbx_cmd lbx_box_cmds[];   /* cmd-box.c: ps, rm, diff */
-extern const lbx_cmd lbx_run_cmds[];  /* cmd-run.c: run, start, stop, kill, wait, exec */
-extern const lbx_cmd lbx_logs_cmds[]; /* cmd-logs.c: logs */
-extern const lbx_cmd lbx_cp_cmds[];   /* cmd-cp.c: cp */
+extern const lbx_cmd lbx_run_cmds[];   /* cmd-run.c: run, start, stop, kill, wait, exec */
+extern const lbx_cmd lbx_logs_cmds[];  /* cmd-logs.c: logs */
+extern const lbx_cmd lbx_cp_cmds[];    /* cmd-cp.c: cp */
 extern const lbx_cmd lbx_system_cmds[];
 
 /* Opens the store under cli->root (once). */

@@ -106,7 +106,9 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     if (!o.all && !running)
       continue;
     /* a supervisor found dead just now was recorded as exited */
-    const char *state = running ? "running" : strcmp(rows[i].state, "created") == 0 ? "created" : "exited";
+    const char *state = running                                 ? "running"
+                        : strcmp(rows[i].state, "created") == 0 ? "created"
+                                                                : "exited";
     /* a supervisor found dead just now: recorded as -1, the row read earlier */
     if (!running && strcmp(rows[i].state, "running") == 0)
       rows[i].exit_code = -1;
@@ -114,11 +116,11 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     _cleanup_free_ char *cmd = command_of(rows[i].config);
     if (json) {
       _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
-      json_t *b = json_pack("{s:s, s:[s], s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "Id", rows[i].id,
-                            "Names", rows[i].name, "Image", img, "ImageID", rows[i].image,
-                            "Command", cmd, "CreatedAt", created, "State", state, "Pid",
-                            running ? rows[i].pid : 0, "ExitCode",
-                            strcmp(state, "exited") == 0 ? rows[i].exit_code : 0);
+      json_t *b =
+          json_pack("{s:s, s:[s], s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "Id", rows[i].id, "Names",
+                    rows[i].name, "Image", img, "ImageID", rows[i].image, "Command", cmd,
+                    "CreatedAt", created, "State", state, "Pid", running ? rows[i].pid : 0,
+                    "ExitCode", strcmp(state, "exited") == 0 ? rows[i].exit_code : 0);
       if (rows[i].started_ns)
         json_object_set_new(b, "StartedAt", json_integer(rows[i].started_ns / 1000000000));
       if (rows[i].finished_ns && !running)

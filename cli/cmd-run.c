@@ -140,8 +140,8 @@ add_volume(struct box_opts *o, const char *spec)
   char real[PATH_MAX];
   if (!realpath(src, real))
     return lbx_error_errno(&o->bad, errno, "--volume %s: %s", spec, src);
-  json_array_append_new(o->mounts, json_pack("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source",
-                                             real, "Destination", dst, "ReadOnly", ro));
+  json_array_append_new(o->mounts, json_pack("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source", real,
+                                             "Destination", dst, "ReadOnly", ro));
   return 0;
 }
 
@@ -210,24 +210,60 @@ box_opt(void *ctx, int opt, char *arg)
   if (o->bad)
     return 0;
   switch (opt) {
-  case 'n': o->name = arg; break;
-  case OPT_PULL: o->pull = arg; break;
-  case OPT_TLS: o->tls_verify_off = strcmp(arg, "false") == 0; break;
-  case OPT_RM: o->rm = true; break;
-  case 'd': o->detach = true; break;
-  case 'i': o->interactive = true; break;
-  case 't': o->tty = true; break;
-  case 'e': add_env(o, arg); break;
-  case OPT_ENV_FILE: add_env_file(o, arg); break;
-  case 'v': add_volume(o, arg); break;
-  case OPT_TMPFS: add_tmpfs(o, arg); break;
-  case 'w': o->workdir = arg; break;
-  case 'u': o->user = arg; break;
-  case OPT_HOSTNAME: o->hostname = arg; break;
-  case OPT_ENTRYPOINT: o->entrypoint = arg; break;
-  case OPT_READ_ONLY: o->read_only = true; break;
-  case OPT_NET: o->net = arg; break;
-  case OPT_NNP: o->no_new_privs = true; break;
+  case 'n':
+    o->name = arg;
+    break;
+  case OPT_PULL:
+    o->pull = arg;
+    break;
+  case OPT_TLS:
+    o->tls_verify_off = strcmp(arg, "false") == 0;
+    break;
+  case OPT_RM:
+    o->rm = true;
+    break;
+  case 'd':
+    o->detach = true;
+    break;
+  case 'i':
+    o->interactive = true;
+    break;
+  case 't':
+    o->tty = true;
+    break;
+  case 'e':
+    add_env(o, arg);
+    break;
+  case OPT_ENV_FILE:
+    add_env_file(o, arg);
+    break;
+  case 'v':
+    add_volume(o, arg);
+    break;
+  case OPT_TMPFS:
+    add_tmpfs(o, arg);
+    break;
+  case 'w':
+    o->workdir = arg;
+    break;
+  case 'u':
+    o->user = arg;
+    break;
+  case OPT_HOSTNAME:
+    o->hostname = arg;
+    break;
+  case OPT_ENTRYPOINT:
+    o->entrypoint = arg;
+    break;
+  case OPT_READ_ONLY:
+    o->read_only = true;
+    break;
+  case OPT_NET:
+    o->net = arg;
+    break;
+  case OPT_NNP:
+    o->no_new_privs = true;
+    break;
   }
   return 0;
 }
@@ -294,11 +330,11 @@ create_box(lbx_cli *cli, const char *cmdname, struct box_opts *o, int argc, char
   _cleanup_json_ json_t *cmd = json_array();
   for (int i = first + 1; i < argc; i++)
     json_array_append_new(cmd, json_string(argv[i]));
-  _cleanup_json_ json_t *config = json_pack(
-      "{s:s, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:b, s:s}", "ImageName", argv[first], "Cmd", cmd,
-      "Env", o->env, "Mounts", o->mounts, "AutoRemove", o->rm, "Interactive", o->interactive,
-      "Tty", o->tty, "ReadOnly", o->read_only, "NoNewPrivileges", o->no_new_privs, "Net",
-      o->net ? o->net : "host");
+  _cleanup_json_ json_t *config =
+      json_pack("{s:s, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:b, s:s}", "ImageName", argv[first],
+                "Cmd", cmd, "Env", o->env, "Mounts", o->mounts, "AutoRemove", o->rm, "Interactive",
+                o->interactive, "Tty", o->tty, "ReadOnly", o->read_only, "NoNewPrivileges",
+                o->no_new_privs, "Net", o->net ? o->net : "host");
   if (o->entrypoint)
     json_object_set_new(config, "Entrypoint", json_string(o->entrypoint));
   if (o->workdir)
@@ -317,9 +353,8 @@ create_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   struct box_opts o = {.pull = "missing", .env = json_array(), .mounts = json_array()};
   int rc;
   /* "+": what follows the image is the box's command, options included */
-  int first =
-      lbx_parse_opts(&lbx_run_cmds[0], argc, argv, "+ite:v:w:u:", box_longopts, box_opt, &o,
-                     &rc, err);
+  int first = lbx_parse_opts(&lbx_run_cmds[0], argc, argv, "+ite:v:w:u:", box_longopts, box_opt, &o,
+                             &rc, err);
   char id[LBX_DIGEST_HEX];
   if (first >= 0)
     rc = create_box(cli, "create", &o, argc, argv, first, id, err) < 0 ? 125 : 0;
@@ -646,8 +681,8 @@ run_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
   struct box_opts o = {.pull = "missing", .env = json_array(), .mounts = json_array()};
   int rc;
-  int first = lbx_parse_opts(&lbx_run_cmds[1], argc, argv, "+dite:v:w:u:", box_longopts,
-                             box_opt, &o, &rc, err);
+  int first = lbx_parse_opts(&lbx_run_cmds[1], argc, argv, "+dite:v:w:u:", box_longopts, box_opt,
+                             &o, &rc, err);
   char id[LBX_DIGEST_HEX];
   if (first >= 0)
     rc = create_box(cli, "run", &o, argc, argv, first, id, err) < 0 ? 125 : 0;
@@ -696,9 +731,8 @@ flag_opt(void *ctx, int opt, char *arg)
 static int
 start_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
-  static const struct option opts[] = {{"attach", no_argument, NULL, 'a'},
-                                       {"interactive", no_argument, NULL, 'i'},
-                                       {0}};
+  static const struct option opts[] = {
+      {"attach", no_argument, NULL, 'a'}, {"interactive", no_argument, NULL, 'i'}, {0}};
   struct flag_opts o = {0};
   int rc;
   int first = lbx_parse_opts(&lbx_run_cmds[2], argc, argv, "ai", opts, flag_opt, &o, &rc, err);
@@ -736,8 +770,8 @@ static const struct {
   const char *name;
   int sig;
 } signals[] = {
-    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT},
+    {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2},   {"TERM", SIGTERM}, {"CONT", SIGCONT},
     {"STOP", SIGSTOP}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE},
 };
 
@@ -885,19 +919,20 @@ lbx_cli_box_json(lbx_store *s, const lbx_box_row *box)
   _cleanup_free_ char *finished = time_or_zero(running ? 0 : box->finished_ns);
   _cleanup_free_ char *dir = lbx_store_box_dir(s, box->id);
   _cleanup_free_ char *log = lbx_xasprintf("%s/ctr.log", dir);
-  const char *state = running ? "running" : strcmp(box->state, "created") == 0 ? "created" : "exited";
+  const char *state = running                              ? "running"
+                      : strcmp(box->state, "created") == 0 ? "created"
+                                                           : "exited";
   json_t *o = json_pack(
       "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:{s:s, s:b, s:i, s:i, s:s, s:s}, s:{s:O, s:O, s:o, "
       "s:s, s:s, s:s, s:b, s:b}, s:O, s:{s:b, s:b, s:s, s:b}, s:s}",
       "Id", box->id, "Name", box->name, "Created", created, "Image", box->image, "ImageName",
-      json_string_value(json_object_get(cfg, "ImageName")) ?: "", "Path",
-      planned ? p.argv[0] : "", "Args", args, "State", "Status", state, "Running", running, "Pid",
-      running ? box->pid : 0, "ExitCode", strcmp(state, "exited") == 0 ? box->exit_code : 0,
-      "StartedAt", started, "FinishedAt", finished, "Config", "Cmd",
-      json_object_get(cfg, "Cmd") ?: json_array(), "Entrypoint",
-      json_object_get(cfg, "Entrypoint") ?: json_null(), "Env", env, "WorkingDir",
-      planned && p.workdir ? p.workdir : "/", "User", planned && p.user ? p.user : "",
-      "Hostname", json_string_value(json_object_get(cfg, "Hostname")) ?: "", "Tty",
+      json_string_value(json_object_get(cfg, "ImageName")) ?: "", "Path", planned ? p.argv[0] : "",
+      "Args", args, "State", "Status", state, "Running", running, "Pid", running ? box->pid : 0,
+      "ExitCode", strcmp(state, "exited") == 0 ? box->exit_code : 0, "StartedAt", started,
+      "FinishedAt", finished, "Config", "Cmd", json_object_get(cfg, "Cmd") ?: json_array(),
+      "Entrypoint", json_object_get(cfg, "Entrypoint") ?: json_null(), "Env", env, "WorkingDir",
+      planned && p.workdir ? p.workdir : "/", "User", planned && p.user ? p.user : "", "Hostname",
+      json_string_value(json_object_get(cfg, "Hostname")) ?: "", "Tty",
       json_is_true(json_object_get(cfg, "Tty")), "OpenStdin",
       json_is_true(json_object_get(cfg, "Interactive")), "Mounts",
       json_object_get(cfg, "Mounts") ?: json_array(), "HostConfig", "AutoRemove",
@@ -946,12 +981,10 @@ exec_opt(void *ctx, int opt, char *arg)
 static int
 exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
-  static const struct option opts[] = {{"interactive", no_argument, NULL, 'i'},
-                                       {"tty", no_argument, NULL, 't'},
-                                       {"env", required_argument, NULL, 'e'},
-                                       {"workdir", required_argument, NULL, 'w'},
-                                       {"user", required_argument, NULL, 'u'},
-                                       {0}};
+  static const struct option opts[] = {
+      {"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
+      {"env", required_argument, NULL, 'e'},   {"workdir", required_argument, NULL, 'w'},
+      {"user", required_argument, NULL, 'u'},  {0}};
   _cleanup_json_ json_t *env = json_array();
   struct exec_opts o = {.env = env};
   int rc;
@@ -1006,28 +1039,28 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 }
 
 #define BOX_OPTIONS_HELP                                                                           \
-  "  -e, --env KEY[=VALUE]      set a variable (KEY alone: the caller's value)\n"                \
-  "      --env-file FILE        variables from FILE, KEY=VALUE per line\n"                        \
-  "      --entrypoint CMD       run CMD instead of the image's entrypoint (its\n"                \
-  "                             Cmd is then dropped unless a command is given)\n"               \
-  "      --hostname NAME        the box's hostname (default: its short ID)\n"                    \
-  "  -i, --interactive          keep the caller's stdin open to the box\n"                       \
-  "      --name NAME            the box's name (default box_<ID>)\n"                              \
-  "      --net, --network MODE  host (default: the host's network) or none (a\n"               \
-  "                             network namespace with only lo)\n"                               \
-  "      --no-new-privileges    the box's processes cannot gain privileges\n"                    \
-  "      --pull POLICY          missing (default): pull IMAGE when it is not in\n"               \
-  "                             the store; always; never\n"                                       \
-  "      --read-only            mount the box's root read-only\n"                                \
-  "      --rm                   remove the box when it ends\n"                                    \
-  "      --tls-verify=false     pull over plain HTTP or without TLS checks\n"                    \
-  "      --tmpfs DIR[:ro]       an empty tmpfs at DIR in the box\n"                              \
-  "  -t, --tty                  give the box a terminal (a pty of its own)\n"                    \
-  "  -u, --user USER[:GROUP]    run as USER (name from the box's /etc/passwd, or\n"              \
-  "                             uid[:gid]); rootless, users other than root\n"                   \
-  "                             need the caller's /etc/subuid range\n"                           \
-  "  -v, --volume HOST:BOX[:ro] bind-mount the host directory or file HOST\n"                    \
-  "                             (absolute or ./relative) at BOX\n"                               \
+  "  -e, --env KEY[=VALUE]      set a variable (KEY alone: the caller's value)\n"                  \
+  "      --env-file FILE        variables from FILE, KEY=VALUE per line\n"                         \
+  "      --entrypoint CMD       run CMD instead of the image's entrypoint (its\n"                  \
+  "                             Cmd is then dropped unless a command is given)\n"                  \
+  "      --hostname NAME        the box's hostname (default: its short ID)\n"                      \
+  "  -i, --interactive          keep the caller's stdin open to the box\n"                         \
+  "      --name NAME            the box's name (default box_<ID>)\n"                               \
+  "      --net, --network MODE  host (default: the host's network) or none (a\n"                   \
+  "                             network namespace with only lo)\n"                                 \
+  "      --no-new-privileges    the box's processes cannot gain privileges\n"                      \
+  "      --pull POLICY          missing (default): pull IMAGE when it is not in\n"                 \
+  "                             the store; always; never\n"                                        \
+  "      --read-only            mount the box's root read-only\n"                                  \
+  "      --rm                   remove the box when it ends\n"                                     \
+  "      --tls-verify=false     pull over plain HTTP or without TLS checks\n"                      \
+  "      --tmpfs DIR[:ro]       an empty tmpfs at DIR in the box\n"                                \
+  "  -t, --tty                  give the box a terminal (a pty of its own)\n"                      \
+  "  -u, --user USER[:GROUP]    run as USER (name from the box's /etc/passwd, or\n"                \
+  "                             uid[:gid]); rootless, users other than root\n"                     \
+  "                             need the caller's /etc/subuid range\n"                             \
+  "  -v, --volume HOST:BOX[:ro] bind-mount the host directory or file HOST\n"                      \
+  "                             (absolute or ./relative) at BOX\n"                                 \
   "  -w, --workdir DIR          working directory in the box (made if missing)\n"
 
 const lbx_cmd lbx_run_cmds[] = {

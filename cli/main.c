@@ -21,8 +21,9 @@ static const char global_help[] =
     "\n"
     "Commands:\n";
 
-static const lbx_cmd *const tables[] = {lbx_image_cmds, lbx_pull_cmds, lbx_box_cmds, lbx_run_cmds,
-                                        lbx_logs_cmds, lbx_cp_cmds, lbx_mount_cmds, lbx_system_cmds};
+static const lbx_cmd *const tables[] = {lbx_image_cmds, lbx_pull_cmds,  lbx_box_cmds,
+                                        lbx_run_cmds,   lbx_logs_cmds,  lbx_cp_cmds,
+                                        lbx_mount_cmds, lbx_system_cmds};
 
 static const lbx_cmd *
 find_cmd(const char *name)

@@ -60,8 +60,8 @@ lbx_copy_winsize(int from_tty, int to_pty)
 
 /* Podman's default capability set for a box's root. */
 static const int default_caps[] = {
-    CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID,      CAP_KILL,       CAP_NET_BIND_SERVICE,
-    CAP_SETFCAP, CAP_SETGID,      CAP_SETPCAP, CAP_SETUID, CAP_SYS_CHROOT,
+    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FOWNER,  CAP_FSETID, CAP_KILL,       CAP_NET_BIND_SERVICE,
+    CAP_SETFCAP, CAP_SETGID,       CAP_SETPCAP, CAP_SETUID, CAP_SYS_CHROOT,
 };
 
 static int
@@ -183,8 +183,7 @@ same_ns(pid_t pid, const char *ns)
   struct stat sa, sb;
   snprintf(a, sizeof a, "/proc/self/ns/%s", ns);
   snprintf(b, sizeof b, "/proc/%d/ns/%s", (int)pid, ns);
-  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_ino == sb.st_ino &&
-         sa.st_dev == sb.st_dev;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
 }
 
 static int
@@ -263,7 +262,8 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
     snprintf(path, sizeof path, "/proc/%d/uid_map", (int)x->pid);
     _cleanup_free_ char *map = NULL;
     size_t len = 0;
-    single_id = lbx_read_file(path, 4096, &map, &len) < 0 || memchr(map, '\n', len) == map + len - 1;
+    single_id =
+        lbx_read_file(path, 4096, &map, &len) < 0 || memchr(map, '\n', len) == map + len - 1;
   }
   for (size_t i = 0; i < LBX_ARRAY_SIZE(ns_names); i++) {
     fds[i] = -1;
@@ -333,8 +333,8 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
       dup2(devnull, 0);
     }
     if (!f.code)
-      lbx_become_and_exec(x->argv, x->env, x->user, x->workdir, x->tty, x->no_new_privs,
-                          single_id, &f);
+      lbx_become_and_exec(x->argv, x->env, x->user, x->workdir, x->tty, x->no_new_privs, single_id,
+                          &f);
     char line[600];
     int n = snprintf(line, sizeof line, "%d %s", f.code, f.msg);
     if (write(errp[1], line, (size_t)n) < 0)
@@ -354,8 +354,11 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
     const char *text = strchr(msg, ' ');
     int code = atoi(msg);
     /* the CLI turns these into Podman's exit codes 127, 126, 125 */
-    lbx_error(err, code == 127 ? ENOENT : code == 126 ? EACCES : EINVAL, "%s",
-              text ? text + 1 : msg);
+    lbx_error(err,
+              code == 127   ? ENOENT
+              : code == 126 ? EACCES
+                            : EINVAL,
+              "%s", text ? text + 1 : msg);
     return -1;
   }
   int code;

@@ -22,8 +22,9 @@ int lbx_failf(lbx_fail *f, int code, const char *fmt, ...) __attribute__((format
  * *single_id: the namespace has only root (no range). */
 int lbx_box_ns_enter(const char *name, int flags, bool *single_id, struct lbx_fail *f);
 /* Mounts the box's root at <box_dir>/root (in the current namespaces). */
-int lbx_box_root_mount(const char *name, const char *id, const char *store_root, const char *chain_id,
-                       const char *box_dir, bool debug, lbx_boxfs **out, struct lbx_fail *f);
+int lbx_box_root_mount(const char *name, const char *id, const char *store_root,
+                       const char *chain_id, const char *box_dir, bool debug, lbx_boxfs **out,
+                       struct lbx_fail *f);
 /* A pthread body serving the box's root; and the end of it: unmount,
  * join (2 s at most), free. */
 void *lbx_box_serve_main(void *fs);
@@ -33,8 +34,8 @@ void lbx_box_stop_fs(lbx_boxfs *fs, pthread_t th);
  * Podman's default capabilities), adds the default environment (PATH,
  * HOME, HOSTNAME, TERM with a tty), enters workdir, and execs argv with
  * every other fd closed. Returns only on failure. */
-void lbx_become_and_exec(char **argv, char **env, const char *user, const char *workdir,
-                         bool tty, bool no_new_privs, bool single_id, lbx_fail *f);
+void lbx_become_and_exec(char **argv, char **env, const char *user, const char *workdir, bool tty,
+                         bool no_new_privs, bool single_id, lbx_fail *f);
 
 /* A pty pair from the devpts instance of the current mount namespace. */
 int lbx_open_pty(int *master, int *slave);

@@ -131,7 +131,7 @@ box_files(const lbx_launch *l, lbx_fail *f)
 struct child_fds {
   int alive_r; /* hangs up when the supervisor is gone */
   int err_w;   /* failures before exec, as "code message" */
-  int sock_w; /* with a tty: the pty master goes to the supervisor */
+  int sock_w;  /* with a tty: the pty master goes to the supervisor */
   int out_w, errout_w;
 };
 
@@ -161,8 +161,8 @@ new_fs(const char *type, unsigned attr, lbx_fail *f)
   _cleanup_close_ int fs = fsopen(type, FSOPEN_CLOEXEC);
   if (fs < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
     return lbx_failf(f, 125, "mounting the box's %s: %s", type, strerror(errno));
-  int m = fsmount(fs, FSMOUNT_CLOEXEC,
-                  attr | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  int m =
+      fsmount(fs, FSMOUNT_CLOEXEC, attr | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
   if (m < 0)
     return lbx_failf(f, 125, "mounting the box's %s: %s", type, strerror(errno));
   return m;
@@ -242,8 +242,8 @@ make_dev(bool single_id, const int nodes[], lbx_fail *f)
                       : "newinstance,ptmxmode=0666,mode=620,gid=5") < 0)
     return lbx_failf(f, 125, "mounting the box's /dev/pts: %s", strerror(errno));
   if (mkdir("/dev/shm", 01777) < 0 ||
-      mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            "mode=1777,size=65536k") < 0)
+      mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") <
+          0)
     return lbx_failf(f, 125, "mounting the box's /dev/shm: %s", strerror(errno));
   static const char *const links[][2] = {{"pts/ptmx", "/dev/ptmx"},
                                          {"/proc/self/fd", "/dev/fd"},
@@ -264,8 +264,8 @@ mask_kernel_files(lbx_fail *f)
 {
   static const char *const ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus",
                                    "/proc/fs"};
-  static const char *const masked[] = {"/proc/kcore",    "/proc/keys",   "/proc/timer_list",
-                                       "/proc/sched_debug", "/proc/acpi", "/proc/scsi",
+  static const char *const masked[] = {"/proc/kcore",         "/proc/keys",   "/proc/timer_list",
+                                       "/proc/sched_debug",   "/proc/acpi",   "/proc/scsi",
                                        "/proc/latency_stats", "/sys/firmware"};
   for (size_t i = 0; i < LBX_ARRAY_SIZE(ro); i++) {
     if (access(ro[i], F_OK) < 0)
@@ -281,10 +281,9 @@ mask_kernel_files(lbx_fail *f)
     struct stat st;
     if (stat(masked[i], &st) < 0)
       continue;
-    int r = S_ISDIR(st.st_mode)
-                ? mount("tmpfs", masked[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                        "size=0")
-                : mount("/dev/null", masked[i], NULL, MS_BIND, NULL);
+    int r = S_ISDIR(st.st_mode) ? mount("tmpfs", masked[i], "tmpfs",
+                                        MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+                                : mount("/dev/null", masked[i], NULL, MS_BIND, NULL);
     if (r < 0)
       return lbx_failf(f, 125, "masking %s in the box: %s", masked[i], strerror(errno));
   }
@@ -301,8 +300,8 @@ send_fd(int sock, int fd)
     struct cmsghdr align;
   } u;
   memset(&u, 0, sizeof u);
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                     .msg_controllen = sizeof u.buf};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
@@ -320,8 +319,8 @@ recv_fd(int sock)
     char buf[CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
   } u;
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                     .msg_controllen = sizeof u.buf};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1)
     return -1;
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
@@ -391,7 +390,8 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
                        errno == ELOOP ? "a symlink is in its path (it had none at create)"
                                       : strerror(errno));
     vol_dir[i] = S_ISDIR(st.st_mode);
-    vols[i] = open_tree(src, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    vols[i] =
+        open_tree(src, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
     if (vols[i] < 0 ||
         (m->ro && mount_setattr(vols[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0))
@@ -425,9 +425,9 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
     } else {
       int r = ensure_target(m->target, true);
       /* Podman's tmpfs defaults: rw, noexec, nosuid, nodev */
-      if (r < 0 || mount("tmpfs", m->target, "tmpfs",
-                         MS_NOSUID | MS_NODEV | MS_NOEXEC | (m->ro ? MS_RDONLY : 0),
-                         "mode=1777") < 0)
+      if (r < 0 ||
+          mount("tmpfs", m->target, "tmpfs",
+                MS_NOSUID | MS_NODEV | MS_NOEXEC | (m->ro ? MS_RDONLY : 0), "mode=1777") < 0)
         return lbx_failf(f, 125, "tmpfs %s: %s", m->target, r < 0 ? strerror(-r) : strerror(errno));
     }
   }
@@ -488,7 +488,8 @@ report(int fd, int code, const char *msg)
   if (fd < 0)
     return;
   char line[700];
-  int n = code ? snprintf(line, sizeof line, "%d %s\n", code, msg) : snprintf(line, sizeof line, "0\n");
+  int n =
+      code ? snprintf(line, sizeof line, "%d %s\n", code, msg) : snprintf(line, sizeof line, "0\n");
   if (lbx_write_all(fd, line, (size_t)n) < 0)
     return;
 }
@@ -848,8 +849,9 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
   }
 
   bool single_id = false;
-  if (lbx_box_ns_enter(l->name, l->net_none ? CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC
-                                            : CLONE_NEWUTS | CLONE_NEWIPC,
+  if (lbx_box_ns_enter(l->name,
+                       l->net_none ? CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC
+                                   : CLONE_NEWUTS | CLONE_NEWIPC,
                        &single_id, &f) < 0)
     return report(ready_fd, f.code, f.msg), f.code;
   _cleanup_free_ char *root = lbx_xasprintf("%s/root", l->box_dir);

@@ -103,7 +103,8 @@ fill_row(sqlite3_stmt *st, lbx_box_row *r)
   r->exit_code = sqlite3_column_int(st, 10);
 }
 
-#define BOX_COLS "id, name, image, created, config, state, pid, pid_start, started, finished, exit_code"
+#define BOX_COLS                                                                                   \
+  "id, name, image, created, config, state, pid, pid_start, started, finished, exit_code"
 
 static int
 set_state(lbx_store *s, const char *id, const char *sql, int64_t a, int64_t b, int64_t c,
@@ -175,9 +176,8 @@ lbx_store_boxes(lbx_store *s, lbx_box_row **rows, size_t *n, lbx_err **err)
 {
   LBX_LOCKED(s);
   _cleanup_finalize_ sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(s->db,
-                         "SELECT " BOX_COLS " FROM boxes ORDER BY created DESC",
-                         -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(s->db, "SELECT " BOX_COLS " FROM boxes ORDER BY created DESC", -1, &st,
+                         NULL) != SQLITE_OK)
     return lbx_sql_error(s, err, "listing boxes");
   lbx_box_row *v = NULL;
   size_t k = 0;

@@ -11,14 +11,7 @@ setup_file() {
 	local busybox="${LBX_BUSYBOX:-/bin/busybox}"
 	[ -x "$busybox" ] || return 0
 	local r="$BATS_FILE_TMPDIR/rootfs"
-	mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/root" "$r/home/app"
-	cp "$busybox" "$r/bin/busybox"
-	local a
-	for a in sh ls cat echo id sleep stat readlink find test true mkdir; do
-		ln -s busybox "$r/bin/$a"
-	done
-	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
-	printf 'root:x:0:\n' >"$r/etc/group"
+	busybox_rootfs "$r"
 	export LBX_CP_ROOTFS="$r"
 	export LBX_RUN_TAR="$BATS_FILE_TMPDIR/busybox.tar"
 	tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$LBX_RUN_TAR" .

@@ -267,6 +267,21 @@ cached_image() {
 	echo "$p"
 }
 
+# busybox_rootfs DIR: a root filesystem of Debian's static busybox with the
+# applets the box tests use, and /etc/passwd, /etc/group with root and app
+# (1000). For run.bats and cp.bats.
+busybox_rootfs() {
+	local r="$1" a
+	mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/root" "$r/home/app"
+	cp "${LBX_BUSYBOX:-/bin/busybox}" "$r/bin/busybox"
+	for a in sh ls cat echo id hostname ps sleep mount touch tty env pwd grep wc stat readlink \
+		kill true false rm mkdir mkfifo chown find test; do
+		ln -s busybox "$r/bin/$a"
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n' >"$r/etc/passwd"
+	printf 'root:x:0:\napp:x:1000:\n' >"$r/etc/group"
+}
+
 # df_json KEY: a number from `system df --format json`
 df_json() {
 	lbx system df --format json | jq -r ".$1"

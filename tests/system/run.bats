@@ -10,14 +10,7 @@ setup_file() {
 	local busybox="${LBX_BUSYBOX:-/bin/busybox}"
 	[ -x "$busybox" ] || return 0
 	local r="$BATS_FILE_TMPDIR/rootfs"
-	mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/root" "$r/home/app"
-	cp "$busybox" "$r/bin/busybox"
-	local a
-	for a in sh ls cat echo id hostname ps sleep mount touch tty env pwd grep wc stat readlink kill true false rm mkdir mkfifo chown; do
-		ln -s busybox "$r/bin/$a"
-	done
-	printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n' >"$r/etc/passwd"
-	printf 'root:x:0:\napp:x:1000:\n' >"$r/etc/group"
+	busybox_rootfs "$r"
 	printf 'not a program\n' >"$r/etc/motd"
 	export LBX_RUN_TAR="$BATS_FILE_TMPDIR/busybox.tar"
 	tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$LBX_RUN_TAR" .
