@@ -48,12 +48,18 @@ int lbx_parse_opts(const lbx_cmd *cmd, int argc, char **argv, const char *shorto
 /* cmd-run.c: a box runs while its supervisor holds its log's lock; a
  * "running" row whose supervisor is gone is recorded as exited (-1). */
 struct lbx_box_row;
+/* By name, ID or ID prefix; -1 with "box KEY: no such box" (ENOENT) or
+ * "...: the ID prefix is ambiguous" (EEXIST). */
+int lbx_cli_box_find(lbx_store *s, const char *key, struct lbx_box_row *box, lbx_err **err);
 bool lbx_cli_box_running(lbx_store *s, const struct lbx_box_row *box);
 /* `inspect BOX`: the box's row, its settings and state, Podman's keys. */
 struct json_t;
 struct json_t *lbx_cli_box_json(lbx_store *s, const struct lbx_box_row *box);
 /* Waits for the box's supervisor to end: 0, or -1 after timeout_ms (< 0: none). */
 int lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms);
+
+/* An on_opt for commands with no options of their own (main.c). */
+int lbx_no_opt(void *ctx, int opt, char *arg);
 
 /* Output helpers (output.c). */
 char *lbx_human_size(uint64_t bytes); /* "4.26 MB", like Podman */

@@ -194,9 +194,7 @@ rm_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       /* -f: a box that is not there is no error, as in Podman */
       if (r == 0 && force)
         continue;
-      lbx_error(err, r == 0 ? ENOENT : EEXIST, "box %s: %s", argv[a],
-                r == 0 ? "no such box" : "the ID prefix is ambiguous");
-      rc = 125;
+      rc = lbx_cli_box_find(s, argv[a], &box, err) < 0 ? 125 : 0;
       break;
     }
     if (lbx_cli_box_running(s, &box)) {
@@ -318,11 +316,8 @@ diff_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (!s)
     return 125;
   _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-  int r = lbx_store_box_find(s, argv[first], &box);
-  if (r <= 0)
-    return lbx_error(err, ENOENT, "box %s: %s", argv[first],
-                     r == 0 ? "no such box" : "the ID prefix is ambiguous"),
-           125;
+  if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
+    return 125;
   _cleanup_(lbx_image_row_clear) lbx_image_row row = {0};
   if (lbx_store_image_get(s, box.image, &row, NULL, NULL, err) < 0)
     return 125;
@@ -335,7 +330,7 @@ diff_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (ufd < 0)
     return lbx_error_errno(err, errno, "box %s: %s", box.name, upper), 125;
   struct diff_ctx d = {chain, NULL, 0};
-  r = walk_upper(&d, ufd, "", 1);
+  int r = walk_upper(&d, ufd, "", 1);
   if (d.n)
     qsort(d.v, d.n, sizeof *d.v, by_path);
   _cleanup_json_ json_t *out =

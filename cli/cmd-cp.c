@@ -39,20 +39,11 @@ box_part(const char *arg, const char **path)
 }
 
 static int
-no_opt(void *ctx, int opt, char *arg)
-{
-  (void)ctx;
-  (void)opt;
-  (void)arg;
-  return 0;
-}
-
-static int
 cp_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
   static const struct option opts[] = {{0}};
   int rc;
-  int first = lbx_parse_opts(&lbx_cp_cmds[0], argc, argv, "", opts, no_opt, NULL, &rc, err);
+  int first = lbx_parse_opts(&lbx_cp_cmds[0], argc, argv, "", opts, lbx_no_opt, NULL, &rc, err);
   if (first < 0)
     return rc;
   if (argc - first != 2)
@@ -83,11 +74,8 @@ cp_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (!s)
     return 125;
   _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-  int r = lbx_store_box_find(s, key, &box);
-  if (r <= 0)
-    return lbx_error(err, r == 0 ? ENOENT : EEXIST, "cp: box %s: %s", key,
-                     r == 0 ? "no such box" : "the ID prefix is ambiguous"),
-           125;
+  if (lbx_cli_box_find(s, key, &box, err) < 0)
+    return lbx_error_prefix(err, "cp"), 125;
   bool running = lbx_cli_box_running(s, &box) && lbx_pid_start(box.pid) == box.pid_start;
   _cleanup_(lbx_image_row_clear) lbx_image_row image = {0};
   _cleanup_free_ char *dir = lbx_store_box_dir(s, box.id);

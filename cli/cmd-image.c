@@ -380,19 +380,10 @@ inspect_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 /* ---- tag ---- */
 
 static int
-no_opt(void *ctx, int opt, char *arg)
-{
-  (void)ctx;
-  (void)opt;
-  (void)arg;
-  return 0;
-}
-
-static int
 tag_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
   int rc;
-  int first = lbx_parse_opts(&lbx_image_cmds[4], argc, argv, "", NULL, no_opt, NULL, &rc, err);
+  int first = lbx_parse_opts(&lbx_image_cmds[4], argc, argv, "", NULL, lbx_no_opt, NULL, &rc, err);
   if (first < 0)
     return rc;
   if (argc - first < 2)

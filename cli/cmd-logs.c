@@ -82,11 +82,8 @@ logs_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (!s)
     return 125;
   _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-  int r = lbx_store_box_find(s, argv[first], &box);
-  if (r <= 0)
-    return lbx_error(err, r == 0 ? ENOENT : EEXIST, "box %s: %s", argv[first],
-                     r == 0 ? "no such box" : "the ID prefix is ambiguous"),
-           125;
+  if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
+    return 125;
   _cleanup_free_ char *dir = lbx_store_box_dir(s, box.id);
   _cleanup_free_ char *path = lbx_xasprintf("%s/ctr.log", dir);
   if (lbx_logs_print(path, &o, stdout, stderr, err) < 0)

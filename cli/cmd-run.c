@@ -23,8 +23,8 @@
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
 
-static int
-box_lookup(lbx_store *s, const char *key, lbx_box_row *box, lbx_err **err)
+int
+lbx_cli_box_find(lbx_store *s, const char *key, lbx_box_row *box, lbx_err **err)
 {
   int r = lbx_store_box_find(s, key, box);
   if (r <= 0)
@@ -692,7 +692,7 @@ run_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (first < 0 || rc != 0)
     return rc;
   lbx_box_row box = {0};
-  if (box_lookup(cli->store, id, &box, err) < 0)
+  if (lbx_cli_box_find(cli->store, id, &box, err) < 0)
     return 125;
   rc = start_box(cli, &box, !o.detach, false, err);
   if (o.detach && rc == 0)
@@ -748,7 +748,7 @@ start_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     if (!s)
       return 125;
     _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (box_lookup(s, argv[a], &box, err) < 0)
+    if (lbx_cli_box_find(s, argv[a], &box, err) < 0)
       return 125;
     if (o.interactive) {
       /* start -i: stdin for this run, whatever create said */
@@ -817,7 +817,7 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   for (int a = first; a < argc; a++) {
     _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (box_lookup(s, argv[a], &box, err) < 0)
+    if (lbx_cli_box_find(s, argv[a], &box, err) < 0)
       return 125;
     /* pid 1 of a pid namespace ignores SIGTERM it has no handler for:
      * then SIGKILL after the grace time, as Podman does */
@@ -850,7 +850,7 @@ kill_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   for (int a = first; a < argc; a++) {
     _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (box_lookup(s, argv[a], &box, err) < 0)
+    if (lbx_cli_box_find(s, argv[a], &box, err) < 0)
       return 125;
     int r = signal_box(s, &box, sig);
     if (r == -ESRCH)
@@ -877,15 +877,15 @@ wait_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   for (int a = first; a < argc; a++) {
     _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (box_lookup(s, argv[a], &box, err) < 0)
+    if (lbx_cli_box_find(s, argv[a], &box, err) < 0)
       return 125;
     lbx_cli_box_wait(s, box.id, -1);
     lbx_box_row_clear(&box);
-    if (box_lookup(s, argv[a], &box, err) < 0)
+    if (lbx_cli_box_find(s, argv[a], &box, err) < 0)
       return 125;
     lbx_cli_box_running(s, &box); /* records a killed supervisor's box as exited */
     lbx_box_row_clear(&box);
-    if (box_lookup(s, argv[a], &box, err) < 0)
+    if (lbx_cli_box_find(s, argv[a], &box, err) < 0)
       return 125;
     printf("%d\n", box.exit_code);
   }
@@ -1001,7 +1001,7 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (!s)
     return 125;
   _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-  if (box_lookup(s, argv[first], &box, err) < 0)
+  if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
     return 125;
   if (!lbx_cli_box_running(s, &box) || lbx_pid_start(box.pid) != box.pid_start)
     return lbx_error(err, ESRCH, "box %s is not running", box.name), 125;

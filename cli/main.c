@@ -61,6 +61,15 @@ default_root(void)
   return lbx_xasprintf("%s/.local/share/lazybox", home && *home ? home : ".");
 }
 
+int
+lbx_no_opt(void *ctx, int opt, char *arg)
+{
+  (void)ctx;
+  (void)opt;
+  (void)arg;
+  return 0;
+}
+
 lbx_store *
 lbx_cli_store(lbx_cli *cli, lbx_err **err)
 {
