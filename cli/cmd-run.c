@@ -73,8 +73,8 @@ lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms)
 /* ---- create/run options ---- */
 
 struct box_opts {
-  const char *name, *pull, *workdir, *user, *hostname, *entrypoint, *net;
-  bool tls_verify_off, rm, detach, interactive, tty, read_only, no_new_privs, debug_fs;
+  const char *name, *pull, *workdir, *user, *hostname, *entrypoint, *net, *userns;
+  bool tls_verify_off, rm, detach, interactive, tty, read_only, no_new_privs, init, debug_fs;
   json_t *env, *mounts;
   lbx_err *bad; /* the first bad option value */
 };
@@ -178,6 +178,8 @@ enum {
   OPT_READ_ONLY,
   OPT_NET,
   OPT_NNP,
+  OPT_USERNS,
+  OPT_INIT,
 };
 
 static const struct option box_longopts[] = {
@@ -200,6 +202,8 @@ static const struct option box_longopts[] = {
     {"net", required_argument, NULL, OPT_NET},
     {"network", required_argument, NULL, OPT_NET},
     {"no-new-privileges", no_argument, NULL, OPT_NNP},
+    {"userns", required_argument, NULL, OPT_USERNS},
+    {"init", no_argument, NULL, OPT_INIT},
     {0},
 };
 
@@ -264,6 +268,12 @@ box_opt(void *ctx, int opt, char *arg)
   case OPT_NNP:
     o->no_new_privs = true;
     break;
+  case OPT_USERNS:
+    o->userns = arg;
+    break;
+  case OPT_INIT:
+    o->init = true;
+    break;
   }
   return 0;
 }
@@ -302,6 +312,15 @@ create_box(lbx_cli *cli, const char *cmdname, struct box_opts *o, int argc, char
   if (o->workdir && *o->workdir != '/')
     return lbx_error(err, EINVAL, "%s: --workdir \"%s\" must be an absolute path", cmdname,
                      o->workdir);
+  bool keep_id = o->userns && strcmp(o->userns, "keep-id") == 0;
+  if (o->userns && !keep_id && strcmp(o->userns, "host") != 0 && *o->userns)
+    return lbx_error(err, EINVAL, "%s: --userns \"%s\": use host or keep-id", cmdname, o->userns);
+  /* as root there is no user namespace: the box's ids are the host's */
+  if (keep_id && geteuid() == 0)
+    return lbx_error(err, EINVAL,
+                     "%s: --userns keep-id is for rootless use (as root the box's "
+                     "ids already are the host's)",
+                     cmdname);
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return -1;
@@ -341,6 +360,14 @@ create_box(lbx_cli *cli, const char *cmdname, struct box_opts *o, int argc, char
     json_object_set_new(config, "WorkingDir", json_string(o->workdir));
   if (o->user)
     json_object_set_new(config, "User", json_string(o->user));
+  else if (keep_id) { /* as Podman: the box's processes run as the caller */
+    _cleanup_free_ char *u = lbx_xasprintf("%u:%u", (unsigned)getuid(), (unsigned)getgid());
+    json_object_set_new(config, "User", json_string(u));
+  }
+  if (keep_id)
+    json_object_set_new(config, "UserNS", json_string("keep-id"));
+  if (o->init)
+    json_object_set_new(config, "Init", json_true());
   if (o->hostname)
     json_object_set_new(config, "Hostname", json_string(o->hostname));
   _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
@@ -587,6 +614,8 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
       .read_only = json_is_true(json_object_get(p.box, "ReadOnly")),
       .no_new_privs = json_is_true(json_object_get(p.box, "NoNewPrivileges")),
       .net_none = strcmp(json_string_value(json_object_get(p.box, "Net")) ?: "host", "none") == 0,
+      .keep_id = strcmp(json_string_value(json_object_get(p.box, "UserNS")) ?: "", "keep-id") == 0,
+      .init = json_is_true(json_object_get(p.box, "Init")),
       .mounts = ms,
       .nmounts = nm,
       .debug = debug,
@@ -940,6 +969,10 @@ lbx_cli_box_json(lbx_store *s, const lbx_box_row *box)
       json_is_true(json_object_get(cfg, "ReadOnly")), "NetworkMode",
       json_string_value(json_object_get(cfg, "Net")) ?: "host", "NoNewPrivileges",
       json_is_true(json_object_get(cfg, "NoNewPrivileges")), "LogPath", log);
+  json_t *hc = json_object_get(o, "HostConfig");
+  json_object_set_new(hc, "UsernsMode",
+                      json_string(json_string_value(json_object_get(cfg, "UserNS")) ?: ""));
+  json_object_set_new(hc, "Init", json_boolean(json_is_true(json_object_get(cfg, "Init"))));
   if (!planned)
     json_decref(cfg);
   plan_clear(&p);
@@ -1045,6 +1078,8 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   "                             Cmd is then dropped unless a command is given)\n"                  \
   "      --hostname NAME        the box's hostname (default: its short ID)\n"                      \
   "  -i, --interactive          keep the caller's stdin open to the box\n"                         \
+  "      --init                 pid 1 is a small init that runs the command,\n"                    \
+  "                             forwards signals to it and reaps orphans\n"                        \
   "      --name NAME            the box's name (default box_<ID>)\n"                               \
   "      --net, --network MODE  host (default: the host's network) or none (a\n"                   \
   "                             network namespace with only lo)\n"                                 \
@@ -1059,8 +1094,11 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   "  -u, --user USER[:GROUP]    run as USER (name from the box's /etc/passwd, or\n"                \
   "                             uid[:gid]); rootless, users other than root\n"                     \
   "                             need the caller's /etc/subuid range\n"                             \
+  "      --userns MODE          host (default: rootless, the caller is root in\n"                  \
+  "                             the box) or keep-id (rootless: the caller keeps\n"                 \
+  "                             its uid and gid, and runs as them)\n"                              \
   "  -v, --volume HOST:BOX[:ro] bind-mount the host directory or file HOST\n"                      \
-  "                             (absolute or ./relative) at BOX\n"                                 \
+  "                             (absolute or ./relative) at BOX, nosuid and nodev\n"               \
   "  -w, --workdir DIR          working directory in the box (made if missing)\n"
 
 const lbx_cmd lbx_run_cmds[] = {

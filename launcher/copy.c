@@ -505,7 +505,7 @@ stopped_root(const lbx_box_root_opts *o, lbx_boxfs **fsp, pthread_t *th, char *m
 {
   lbx_fail f = {0};
   bool single_id;
-  if (lbx_box_ns_enter(o->name, 0, &single_id, &f) < 0 ||
+  if (lbx_box_ns_enter(o->name, 0, false, &single_id, &f) < 0 ||
       lbx_box_root_mount(o->name, o->id, o->store_root, o->chain_id, o->box_dir, false, fsp, &f) <
           0)
     return failf(msg, len, "cp: %s", f.msg);

@@ -116,11 +116,13 @@ lbx_become_and_exec(char **argv, char **env, const char *user, const char *workd
     lbx_failf(f, 125, "%s", msg);
     return;
   }
-  if (single_id && (u.uid != 0 || u.gid != 0)) {
+  /* in the box's user namespace, getuid() is the caller's id there: 0, or
+   * its own with --userns keep-id */
+  if (single_id && (u.uid != getuid() || u.gid != getgid())) {
     lbx_failf(f, 125,
               "user %s (uid %u, gid %u): a rootless box without an /etc/subuid range has only "
-              "root (the caller's uid mapped to 0)",
-              user, (unsigned)u.uid, (unsigned)u.gid);
+              "uid %u (the caller's)",
+              user, (unsigned)u.uid, (unsigned)u.gid, (unsigned)getuid());
     return;
   }
   char hostname[256] = "";

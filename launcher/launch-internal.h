@@ -17,10 +17,12 @@ typedef struct lbx_fail {
 int lbx_failf(lbx_fail *f, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Enters new user (when not root) and mount namespaces plus flags
- * (CLONE_NEW*), maps the caller to 0 (and its /etc/subuid, /etc/subgid
- * ranges when newuidmap/newgidmap can), makes the mount tree private.
- * *single_id: the namespace has only root (no range). */
-int lbx_box_ns_enter(const char *name, int flags, bool *single_id, struct lbx_fail *f);
+ * (CLONE_NEW*), maps the caller to 0, or to itself with keep_id (and its
+ * /etc/subuid, /etc/subgid ranges when newuidmap/newgidmap can), makes
+ * the mount tree private. *single_id: the namespace has only the caller
+ * (no range). */
+int lbx_box_ns_enter(const char *name, int flags, bool keep_id, bool *single_id,
+                     struct lbx_fail *f);
 /* Mounts the box's root at <box_dir>/root (in the current namespaces). */
 int lbx_box_root_mount(const char *name, const char *id, const char *store_root,
                        const char *chain_id, const char *box_dir, bool debug, lbx_boxfs **out,

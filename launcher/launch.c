@@ -392,9 +392,12 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
     vol_dir[i] = S_ISDIR(st.st_mode);
     vols[i] =
         open_tree(src, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
-    if (vols[i] < 0 ||
-        (m->ro && mount_setattr(vols[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0))
+    /* nosuid: no exec in the box can change credentials, which would
+     * clear the parent-death signal that ties pid 1 to its supervisor;
+     * nodev: a host device node in a volume stays an inert file */
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                       (m->ro ? MOUNT_ATTR_RDONLY : 0)};
+    if (vols[i] < 0 || mount_setattr(vols[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
       return lbx_failf(f, 125, "volume %s: %s", m->source, strerror(errno));
   }
 
@@ -452,6 +455,53 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
   return 0;
 }
 
+/* --init: pid 1 stays lazybox's own code (no exec, so its parent-death
+ * signal holds whatever the box runs), forks the command, forwards the
+ * signals it gets to it, reaps every orphan and ends with the command's
+ * exit code, taking the pid namespace with it. Returns 0 in the command's
+ * process, -1 with *f when the fork failed; pid 1 never returns. */
+static int
+run_init(const lbx_launch *l, lbx_fail *f)
+{
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &all, NULL);
+  pid_t child = fork();
+  if (child < 0) {
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return lbx_failf(f, 125, "--init: fork: %s", strerror(errno));
+  }
+  if (child == 0) {
+    /* its own process group, in the foreground of the box's terminal, so
+     * ^C from the pty reaches it (SIGTTOU is still blocked here) */
+    setpgid(0, 0);
+    if (l->tty)
+      tcsetpgrp(0, getpid());
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
+  }
+  /* the supervisor learns of failures and of the exec from the end of the
+   * error pipe: pid 1 keeps no copy of it, nor of anything else */
+  close_range(0, ~0U, 0);
+  prctl(PR_SET_NAME, "lazybox-init");
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(&all, &si);
+    if (sig < 0)
+      continue;
+    if (sig != SIGCHLD) {
+      kill(child, sig);
+      continue;
+    }
+    int status;
+    pid_t p;
+    while ((p = waitpid(-1, &status, WNOHANG)) > 0)
+      if (p == child)
+        _exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+  }
+}
+
 static _Noreturn void
 box_main(const lbx_launch *l, const char *root, const struct child_fds *cf, pid_t supervisor,
          bool single_id)
@@ -470,7 +520,7 @@ box_main(const lbx_launch *l, const char *root, const struct child_fds *cf, pid_
     if (sig != SIGKILL && sig != SIGSTOP)
       signal(sig, SIG_DFL);
   lbx_fail f = {0};
-  if (box_setup(l, root, cf, single_id, &f) == 0)
+  if (box_setup(l, root, cf, single_id, &f) == 0 && (!l->init || run_init(l, &f) == 0))
     lbx_become_and_exec(l->argv, l->env, l->user, l->workdir, l->tty, l->no_new_privs, single_id,
                         &f);
   char line[600];
@@ -532,20 +582,47 @@ find_tool(const char *name)
   return NULL;
 }
 
-/* Runs newuidmap or newgidmap for pid: 0 -> id, 1..count -> start... */
-static int
-run_idmap(const char *tool, pid_t pid, unsigned id, unsigned long start, unsigned long count)
+/* The lines of a box's uid (or gid) map: the caller's id "id" plus its
+ * subordinate range start..start+count-1 (count 0: none). Default: the
+ * caller is root and the range follows it. keep-id: the caller keeps its
+ * own id and the range fills the ids around it, as Podman's. Returns the
+ * number of "inside outside length" triples. */
+static size_t
+id_map(unsigned id, unsigned long start, unsigned long count, bool keep_id, unsigned long m[3][3])
 {
-  char a[6][24];
+  size_t n = 0;
+  if (!keep_id) {
+    m[n][0] = 0, m[n][1] = id, m[n++][2] = 1;
+    if (count)
+      m[n][0] = 1, m[n][1] = start, m[n++][2] = count;
+    return n;
+  }
+  unsigned long below = count < id ? count : id;
+  if (below)
+    m[n][0] = 0, m[n][1] = start, m[n++][2] = below;
+  m[n][0] = id, m[n][1] = id, m[n++][2] = 1;
+  if (count > below)
+    m[n][0] = (unsigned long)id + 1, m[n][1] = start + below, m[n++][2] = count - below;
+  return n;
+}
+
+/* Runs newuidmap or newgidmap for pid with the map above. */
+static int
+run_idmap(const char *tool, pid_t pid, unsigned id, unsigned long start, unsigned long count,
+          bool keep_id)
+{
+  unsigned long m[3][3];
+  size_t n = id_map(id, start, count, keep_id, m);
+  char a[10][24];
+  char *argv[12] = {(char *)tool, a[0]};
   snprintf(a[0], sizeof a[0], "%d", (int)pid);
-  snprintf(a[1], sizeof a[1], "0");
-  snprintf(a[2], sizeof a[2], "%u", id);
-  snprintf(a[3], sizeof a[3], "1");
-  snprintf(a[4], sizeof a[4], "1");
-  snprintf(a[5], sizeof a[5], "%lu", start);
-  char c[24];
-  snprintf(c, sizeof c, "%lu", count);
-  char *argv[] = {(char *)tool, a[0], a[1], a[2], a[3], a[4], a[5], c, NULL};
+  size_t k = 1;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < 3; j++, k++) {
+      snprintf(a[k], sizeof a[k], "%lu", m[i][j]);
+      argv[k + 1] = a[k];
+    }
+  argv[k + 1] = NULL;
   pid_t p = fork();
   if (p < 0)
     return -1;
@@ -570,7 +647,7 @@ struct idmapper {
 };
 
 static bool
-idmapper_start(struct idmapper *m, uid_t uid, gid_t gid)
+idmapper_start(struct idmapper *m, uid_t uid, gid_t gid, bool keep_id)
 {
   m->pid = -1;
   struct passwd *pw = getpwuid(uid);
@@ -600,8 +677,8 @@ idmapper_start(struct idmapper *m, uid_t uid, gid_t gid)
     char byte;
     if (read(p[0], &byte, 1) != 1)
       _exit(2);
-    _exit(run_idmap(nu_path, parent, (unsigned)uid, us, uc) == 0 &&
-                  run_idmap(ng_path, parent, (unsigned)gid, gs, gc) == 0
+    _exit(run_idmap(nu_path, parent, (unsigned)uid, us, uc, keep_id) == 0 &&
+                  run_idmap(ng_path, parent, (unsigned)gid, gs, gc, keep_id) == 0
               ? 0
               : 1);
   }
@@ -631,7 +708,7 @@ write_map(const char *file, const char *text)
 }
 
 int
-lbx_box_ns_enter(const char *name, int flags, bool *single_id, lbx_fail *f)
+lbx_box_ns_enter(const char *name, int flags, bool keep_id, bool *single_id, lbx_fail *f)
 {
   uid_t uid = getuid();
   gid_t gid = getgid();
@@ -641,7 +718,7 @@ lbx_box_ns_enter(const char *name, int flags, bool *single_id, lbx_fail *f)
    * first process is cloned into a new pid namespace instead */
   flags |= CLONE_NEWNS | (rootless ? CLONE_NEWUSER : 0);
   struct idmapper mapper;
-  bool full_map = rootless && idmapper_start(&mapper, uid, gid);
+  bool full_map = rootless && idmapper_start(&mapper, uid, gid, keep_id);
   if (unshare(flags) < 0) {
     int uerr = errno;
     if (full_map) {
@@ -658,13 +735,13 @@ lbx_box_ns_enter(const char *name, int flags, bool *single_id, lbx_fail *f)
                      name, (unsigned)uid);
   if (rootless && !full_map) {
     char map[64], gmap[64];
-    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
-    snprintf(gmap, sizeof gmap, "0 %u 1\n", (unsigned)gid);
+    snprintf(map, sizeof map, "%u %u 1\n", keep_id ? (unsigned)uid : 0, (unsigned)uid);
+    snprintf(gmap, sizeof gmap, "%u %u 1\n", keep_id ? (unsigned)gid : 0, (unsigned)gid);
     int r;
     if ((r = write_map("/proc/self/setgroups", "deny")) < 0 ||
         (r = write_map("/proc/self/uid_map", map)) < 0 ||
         (r = write_map("/proc/self/gid_map", gmap)) < 0)
-      return lbx_failf(f, 125, "box %s: mapping uid %u to root: %s", name, (unsigned)uid,
+      return lbx_failf(f, 125, "box %s: mapping uid %u into the box: %s", name, (unsigned)uid,
                        strerror(-r));
   }
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -852,7 +929,7 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
   if (lbx_box_ns_enter(l->name,
                        l->net_none ? CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC
                                    : CLONE_NEWUTS | CLONE_NEWIPC,
-                       &single_id, &f) < 0)
+                       l->keep_id, &single_id, &f) < 0)
     return report(ready_fd, f.code, f.msg), f.code;
   _cleanup_free_ char *root = lbx_xasprintf("%s/root", l->box_dir);
   lbx_boxfs *fs = NULL;

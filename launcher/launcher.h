@@ -48,6 +48,8 @@ typedef struct lbx_launch {
   bool read_only;   /* the root is mounted read-only */
   bool no_new_privs;
   bool net_none; /* a network namespace with only lo */
+  bool keep_id;  /* rootless: the caller keeps its uid and gid in the box */
+  bool init;     /* pid 1 is a small init that runs the command (--init) */
   lbx_mount_spec *mounts;
   size_t nmounts;
   bool debug; /* the FUSE daemon logs each operation */

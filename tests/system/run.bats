@@ -39,6 +39,7 @@ teardown() {
 	local id
 	for id in $(lbx ps -q 2>/dev/null); do lbx kill "$id" >/dev/null 2>&1 || true; done
 	for id in $(lbx ps -aq 2>/dev/null); do lbx wait "$id" >/dev/null 2>&1 || true; done
+	if [ -n "${LBX_NOBODY_DIR:-}" ]; then rm -rf "${LBX_NOBODY_DIR:?}"; fi
 	common_teardown
 }
 
@@ -340,4 +341,74 @@ teardown() {
 	run --separate-stderr lbx start -a nest
 	assert_one_line_error "$v/d/sub" symlink
 	[[ "$output" != *secret* ]] || fail "the symlink was followed"
+}
+
+@test "--init: pid 1 is lazybox's init; the command is pid 2; its code, stop by SIGTERM, orphans reaped" {
+	run lbx run --rm --init bb sh -c 'echo $$; cat /proc/1/comm; (sleep 0.2 &); sleep 0.6; grep -l "^[0-9]* ([a-z]*) Z" /proc/[0-9]*/stat | wc -l; exit 3'
+	[ "$status" -eq 3 ] || fail "want the command's exit code 3, got $status: $output"
+	[ "${lines[0]}" = 2 ] || fail "the command is not pid 2: $output"
+	[ "${lines[1]}" = lazybox-init ] || fail "pid 1 is not the init: $output"
+	[ "${lines[2]}" = 0 ] || fail "an orphan stayed a zombie: $output"
+	# without an init, sleep as pid 1 ignores SIGTERM and stop needs SIGKILL
+	# (137); the init forwards SIGTERM to it, which ends it (143)
+	lbx run -d --init --name ini bb sleep 1000 >/dev/null
+	run lbx stop -t 20 ini
+	assert_success
+	run lbx inspect ini
+	jq -e '.[0].State.ExitCode == 143 and .[0].HostConfig.Init == true' <<<"$output" >/dev/null ||
+		fail "inspect: $output"
+}
+
+@test "volumes are nosuid and nodev in the box" {
+	local v="$BATS_TEST_TMPDIR/vol"
+	mkdir -p "$v"
+	run lbx run --rm -v "$v:/data" bb sh -c 'grep " /data " /proc/self/mountinfo'
+	assert_success
+	[[ "$output" == *nosuid* && "$output" == *nodev* ]] || fail "mount options: $output"
+}
+
+@test "--userns keep-id: the caller keeps its ids in the box (rootless); refused as root" {
+	if [ "$LBX_ROOTLESS" != 1 ]; then
+		run --separate-stderr lbx run --rm --userns keep-id bb true
+		[ "$status" -eq 125 ] || fail "status $status"
+		assert_one_line_error keep-id rootless
+		return
+	fi
+	local v="$BATS_TEST_TMPDIR/kv"
+	mkdir -p "$v"
+	run lbx run --rm --userns keep-id -v "$v:/data" bb sh -c 'id -u; id -g; touch /data/f; grep -c . /proc/self/uid_map'
+	assert_success
+	[ "${lines[0]}" = "$(id -u)" ] && [ "${lines[1]}" = "$(id -g)" ] || fail "ids: $output"
+	[ "$(stat -c %u "$v/f")" = "$(id -u)" ] || fail "a file the box made is not the caller's"
+	run lbx run --rm --userns keep-id -u 0 bb sh -c 'id -u; grep -c . /proc/self/uid_map'
+	if [ "${lines[1]:-}" = 1 ] || { [ "$status" -ne 0 ] && [[ "$output" == *subuid* ]]; }; then
+		: # no subuid range: only the caller is mapped, and -u 0 is refused
+	else
+		[ "${lines[0]}" = 0 ] || fail "-u 0 with keep-id: $output"
+	fi
+	run --separate-stderr lbx run --rm --userns bogus bb true
+	assert_one_line_error bogus keep-id
+}
+
+@test "rootless without a subuid range: the caller alone, as root in the box (a user with no range)" {
+	[ "$(id -u)" = 0 ] || skip "needs root to act as a user without an /etc/subuid range"
+	local u=nobody
+	! grep -q "^$u:" /etc/subuid 2>/dev/null || skip "$u has an /etc/subuid range here"
+	[ -c /dev/fuse ] && chmod 0666 /dev/fuse
+	# bats' own temp dirs are 0700: a dir of the user's own, removed by teardown
+	LBX_NOBODY_DIR="$(mktemp -d /tmp/lbx-nobody.XXXXXX)"
+	local d="$LBX_NOBODY_DIR"
+	cp "$LAZYBOX" "$d/lazybox"
+	cp "$LBX_RUN_TAR" "$d/bb.tar"
+	chown -R "$u" "$d"
+	runuser -u "$u" -- "$d/lazybox" --version >/dev/null || skip "$u cannot run a copy of lazybox"
+	as_nobody() { runuser -u "$u" -- env HOME="$d" LAZYBOX_ROOT="$d/store" XDG_RUNTIME_DIR="$d/run" "$d/lazybox" "$@"; }
+	as_nobody import -q --change 'ENV PATH=/bin' "$d/bb.tar" bb:1 >/dev/null
+	run as_nobody run --rm bb:1 sh -c 'id -u; cat /proc/self/uid_map; touch /f && echo wrote'
+	assert_success
+	[ "${lines[0]}" = 0 ] || fail "not root in the box: $output"
+	[ "$(echo "${lines[1]}" | awk '{print $1, $2, $3}')" = "0 $(id -u $u) 1" ] || fail "uid map: $output"
+	assert_line wrote
+	run --separate-stderr as_nobody run --rm -u 4 bb:1 true
+	assert_one_line_error "uid 4" subuid
 }
