@@ -1,4 +1,4 @@
-/* system df, system prune, version. */
+/* system df, system prune, system check, version. */
 #include "cli.h"
 #include "config.h"
 
@@ -136,6 +136,107 @@ prune_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   return 0;
 }
 
+/* ---- check ---- */
+
+struct check_opts {
+  const char *format;
+  bool verify, repair;
+};
+
+enum { OPT_VERIFY = 0x100 };
+
+static int
+check_opt(void *ctx, int opt, char *arg)
+{
+  struct check_opts *o = ctx;
+  if (opt == 'f')
+    o->format = arg;
+  else if (opt == 'r')
+    o->repair = true;
+  else if (opt == OPT_VERIFY)
+    o->verify = true;
+  return 0;
+}
+
+struct check_out {
+  json_t *problems; /* with --format json; else lines are printed as found */
+};
+
+static void
+on_problem(void *ctx, const lbx_check_problem *p)
+{
+  static const char *const kinds[] = {
+      [LBX_CHECK_DATABASE] = "database", [LBX_CHECK_BLOB] = "blob", [LBX_CHECK_ORPHAN] = "orphan",
+      [LBX_CHECK_TMP] = "tmp",           [LBX_CHECK_BOX] = "box",   [LBX_CHECK_UNUSED] = "unused",
+  };
+  struct check_out *out = ctx;
+  if (out->problems) {
+    json_array_append_new(out->problems,
+                          json_pack("{s:s, s:s, s:s, s:s?}", "Kind", kinds[p->kind], "Object",
+                                    p->object, "Reason", p->reason, "Repaired", p->repair));
+    return;
+  }
+  if (p->repair)
+    printf("%s: %s; repaired: %s\n", p->object, p->reason, p->repair);
+  else
+    printf("%s: %s\n", p->object, p->reason);
+  fflush(stdout); /* a long --verify shows what it found as it goes */
+}
+
+static int
+check_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+                                       {"repair", no_argument, NULL, 'r'},
+                                       {"verify", no_argument, NULL, OPT_VERIFY},
+                                       {0}};
+  struct check_opts o = {0};
+  int rc;
+  int first = lbx_parse_opts(&lbx_system_cmds[3], argc, argv, "r", opts, check_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (first < argc)
+    return lbx_error(err, EINVAL, "system check: unexpected argument \"%s\"", argv[first]), 125;
+  bool json = lbx_format_is_json(o.format, err);
+  if (*err)
+    return 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  _cleanup_json_ json_t *problems = json ? json_array() : NULL;
+  struct check_out out = {problems};
+  lbx_check_opts co = {.verify = o.verify, .repair = o.repair, .problem = on_problem, .ctx = &out};
+  lbx_check_stats st;
+  if (lbx_store_check(s, &co, &st, err) < 0)
+    return 125;
+  rc = st.problems > st.repaired ? 1 : 0;
+  if (json) {
+    _cleanup_json_ json_t *v =
+        json_pack("{s:O, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "Problems", problems, "Found",
+                  (json_int_t)st.problems, "Repaired", (json_int_t)st.repaired, "Blobs",
+                  (json_int_t)st.blobs, "InlineBlobs", (json_int_t)st.inline_blobs, "Files",
+                  (json_int_t)st.files, "Boxes", (json_int_t)st.boxes, "BytesHashed",
+                  (json_int_t)st.bytes_hashed, "LoadRunning", st.load_running);
+    _cleanup_free_ char *text = json_dumps(v, JSON_INDENT(4));
+    printf("%s\n", text);
+    return rc;
+  }
+  if (st.load_running)
+    printf("A load or pull was running: files and layers it had not committed were not "
+           "checked.\n");
+  _cleanup_free_ char *hashed = lbx_human_size(st.bytes_hashed);
+  printf("%llu blob files, %llu inline contents, %llu boxes checked%s%s; ",
+         (unsigned long long)st.blobs, (unsigned long long)st.inline_blobs,
+         (unsigned long long)st.boxes, o.verify ? ", contents hashed: " : "",
+         o.verify ? hashed : "");
+  if (!st.problems)
+    printf("no problems found\n");
+  else
+    printf("%llu problem%s found, %llu repaired\n", (unsigned long long)st.problems,
+           st.problems == 1 ? "" : "s", (unsigned long long)st.repaired);
+  return rc;
+}
+
 static int
 version_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
@@ -143,7 +244,7 @@ version_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   static const struct option opts[] = {{"format", required_argument, NULL, 'f'}, {0}};
   struct fmt_opts o = {0};
   int rc;
-  int first = lbx_parse_opts(&lbx_system_cmds[3], argc, argv, "f:", opts, fmt_opt, &o, &rc, err);
+  int first = lbx_parse_opts(&lbx_system_cmds[4], argc, argv, "f:", opts, fmt_opt, &o, &rc, err);
   if (first < 0)
     return rc;
   bool json = lbx_format_is_json(o.format, err);
@@ -180,7 +281,8 @@ const lbx_cmd lbx_system_cmds[] = {
      "\n"
      "Commands:\n"
      "  df       show how much space images use, and what deduplication saves\n"
-     "  prune    remove unused images and content\n"},
+     "  prune    remove unused images and content\n"
+     "  check    check the store for damage and leftovers, and repair them\n"},
     {"system df", df_run, "Show store usage",
      "Usage: lazybox system df [--format json]\n"
      "\n"
@@ -199,6 +301,29 @@ const lbx_cmd lbx_system_cmds[] = {
      "Options:\n"
      "  -a, --all     remove every image not used by a box, not only unnamed ones\n"
      "  -f, --force   do not ask for confirmation\n"},
+    {"system check", check_run, "Check the store for damage and leftovers",
+     "Usage: lazybox system check [--verify] [-r] [--format json]\n"
+     "\n"
+     "Check the store: the database (SQLite integrity_check, and rows that name\n"
+     "missing rows), every blob file against its row (present, size, mode 0444),\n"
+     "and what interrupted commands leave: blob files no row names, files in\n"
+     "tmp/, box directories without a box and boxes without their directory,\n"
+     "boxes recorded running whose supervisor is gone, and layers, trees and\n"
+     "contents no image uses. One line per problem, then a summary.\n"
+     "\n"
+     "--repair removes the leftovers (files no row names, tmp/ files, box\n"
+     "directories without a box, and what no image uses, as prune does), records\n"
+     "stale boxes as exited and sets blob files back to mode 0444. It never\n"
+     "removes what a row names: a missing or damaged content is reported with\n"
+     "the images that use it, to be removed (rmi) and loaded or pulled again.\n"
+     "\n"
+     "Exit status: 0 when no problem is left, 1 when problems remain, 125 when\n"
+     "the check could not run.\n"
+     "\n"
+     "Options:\n"
+     "      --verify         also hash every content and compare it with its digest\n"
+     "  -r, --repair         repair what can be repaired safely (see above)\n"
+     "      --format FORMAT  table (default) or json\n"},
     {"version", version_run, "Show the version and the libraries in use",
      "Usage: lazybox version [--format json]\n"
      "\n"

@@ -2,8 +2,10 @@
  * whatever its image's size: nothing is extracted. */
 #include "store-internal.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 void
@@ -18,6 +20,16 @@ char *
 lbx_store_box_dir(const lbx_store *s, const char *id)
 {
   return lbx_xasprintf("%s/boxes/%s", s->root, id);
+}
+
+int
+lbx_store_box_supervised(const lbx_store *s, const char *id)
+{
+  /* The supervisor holds an exclusive lock on the box's log for its whole
+   * life (launcher/io.c): a shared lock that cannot be had means it runs. */
+  _cleanup_free_ char *log = lbx_xasprintf("%s/boxes/%s/ctr.log", s->root, id);
+  _cleanup_close_ int fd = open(log, O_RDONLY | O_CLOEXEC);
+  return fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
 }
 
 static int
@@ -187,6 +199,31 @@ lbx_store_boxes(lbx_store *s, lbx_box_row **rows, size_t *n, lbx_err **err)
   }
   *rows = v;
   *n = k;
+  return 0;
+}
+
+int
+lbx_store_box_dir_remove(lbx_store *s, const char *id, lbx_err **err)
+{
+  {
+    LBX_LOCKED(s);
+    _cleanup_finalize_ sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM boxes WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+      return lbx_sql_error(s, err, "looking up a box");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+      return lbx_error(err, EBUSY, "box %.12s: its directory belongs to a box", id);
+    if (rc != SQLITE_DONE)
+      return lbx_sql_error(s, err, "looking up a box");
+  }
+  /* an id from a directory listing: never a path that leaves boxes/ */
+  if (!*id || strchr(id, '/') || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+    return lbx_error(err, EINVAL, "box directory \"%s\": not a box's", id);
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, id);
+  int r = rm_rf(dir);
+  if (r < 0)
+    return lbx_error_errno(err, -r, "removing %s", dir);
   return 0;
 }
 

@@ -252,7 +252,58 @@ int lbx_store_box_set_exited(lbx_store *s, const char *id, int exit_code, int64_
                              lbx_err **err);
 /* Removes the row, then the box's directory. */
 int lbx_store_box_delete(lbx_store *s, const char *id, lbx_err **err);
+/* Removes boxes/<id> only if no box row names it: what a crash between
+ * making a box's directory and its row (or an rm) left. -1 with EBUSY when
+ * the box exists. */
+int lbx_store_box_dir_remove(lbx_store *s, const char *id, lbx_err **err);
 /* root/boxes/<id> (newly allocated). */
 char *lbx_store_box_dir(const lbx_store *s, const char *id);
+/* 1 while the box's supervisor lives (it holds the lock of the box's log for
+ * its whole life), 0 when it is gone: a "running" row is then stale. Reads
+ * only; lbx_cli_box_running makes the same test and records the exit. */
+int lbx_store_box_supervised(const lbx_store *s, const char *id);
+
+/* ---- checking the store (fsck) ---- */
+
+/* What a problem concerns; see docs/store-format.md, "Checking the store". */
+typedef enum lbx_check_kind {
+  LBX_CHECK_DATABASE, /* integrity_check, or a row naming a row that is not there */
+  LBX_CHECK_BLOB,     /* a blob row whose file is missing or wrong, or whose content is wrong */
+  LBX_CHECK_ORPHAN,   /* a file under blobs/ no row names */
+  LBX_CHECK_TMP,      /* a file left in tmp/ */
+  LBX_CHECK_BOX,      /* a box dir without a row, a row without its dir, a stale "running" */
+  LBX_CHECK_UNUSED,   /* a chain, layer or blob row no image needs (gc's garbage) */
+} lbx_check_kind;
+
+typedef struct lbx_check_problem {
+  lbx_check_kind kind;
+  const char *object; /* the thing: "blob sha256:...", "tmp/blob-x1Y2z3", "box web (0123...)" */
+  const char *reason; /* why it is a problem, one line */
+  const char *repair; /* what --repair did ("removed", ...), NULL if nothing */
+} lbx_check_problem;
+
+typedef struct lbx_check_opts {
+  bool verify; /* rehash every content, in files and inline */
+  bool repair; /* remove garbage and fix state; never what a row references */
+  /* called once per problem, in the order found; strings valid during the call */
+  void (*problem)(void *ctx, const lbx_check_problem *p);
+  void *ctx;
+} lbx_check_opts;
+
+typedef struct lbx_check_stats {
+  uint64_t blobs, inline_blobs, files, boxes; /* what was looked at */
+  uint64_t bytes_hashed;                      /* with verify */
+  uint64_t problems, repaired;
+  /* a load held the store lock: the files and layers it has not committed
+   * yet look like garbage, so none were judged */
+  bool load_running;
+} lbx_check_stats;
+
+/* Checks the database, the blob files against their rows (and with verify
+ * their contents), tmp/, the boxes' directories and recorded states. Holds
+ * the store lock shared (exclusive with repair, waiting for running loads).
+ * 0 when the check ran (problems are counted in *st), -1 with *err when it
+ * could not. */
+int lbx_store_check(lbx_store *s, const lbx_check_opts *o, lbx_check_stats *st, lbx_err **err);
 
 #endif
