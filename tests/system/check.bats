@@ -211,6 +211,19 @@ box_state() {
 	assert_contains "$output" "tmp/blob-Zz99Yy"
 }
 
+@test "check: rows naming missing rows are database problems, left alone by --repair" {
+	require_cmd sqlite3
+	id="$(lbx images -q --no-trunc)"
+	[ -n "$id" ] || fail "no image ID"
+	small_hex="$(printf 'small\n' | sha256sum | cut -d' ' -f1)"
+	sqlite3 "$LAZYBOX_ROOT/store.db" "DELETE FROM blobs WHERE hex(digest) = upper('$small_hex')"
+	run --separate-stderr lbx system check --repair
+	[ "$status" -eq 1 ] || fail "want 1, got $status: $output"
+	assert_contains "$output" "file etc/small: its content has no blob row"
+	assert_contains "$output" "a file of its tree has a content with no blob row"
+	[ "$(lbx images -q --no-trunc)" = "$id" ] || fail "--repair removed the image"
+}
+
 @test "check: --help, an unexpected argument is a usage error (125)" {
 	run lbx system check --help
 	assert_success
