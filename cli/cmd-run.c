@@ -39,10 +39,7 @@ lbx_cli_box_running(lbx_store *s, const lbx_box_row *box)
 {
   if (strcmp(box->state, "running") != 0)
     return false;
-  _cleanup_free_ char *dir = lbx_store_box_dir(s, box->id);
-  _cleanup_free_ char *log = lbx_xasprintf("%s/ctr.log", dir);
-  _cleanup_close_ int fd = open(log, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+  if (lbx_store_box_supervised(s, box->id))
     return true;
   /* its supervisor was killed: the box went with it (PDEATHSIG) */
   lbx_store_box_set_exited(s, box->id, -1, lbx_now_ns(), NULL);

@@ -15,7 +15,16 @@ bats_require_minimum_version 1.5.0
 }
 
 @test "every command answers --help with exit 0 and a Usage line" {
-	for cmd in load import images inspect tag rmi version "system df" "system prune"; do
+	# every command lazybox --help lists, and every subcommand of a group
+	local cmds=() c sub
+	for c in $(lbx --help | awk '/^Commands:/{on=1; next} on && !NF {exit} on {print $1}'); do
+		cmds+=("$c")
+		for sub in $(lbx "$c" --help | awk '/^Commands:/{on=1; next} on && !NF {exit} on {print $1}'); do
+			cmds+=("$c $sub")
+		done
+	done
+	[ "${#cmds[@]}" -gt 20 ] || fail "only ${#cmds[@]} commands listed: ${cmds[*]}"
+	for cmd in "${cmds[@]}"; do
 		run lbx $cmd --help
 		[ "$status" -eq 0 ] || fail "$cmd --help: status $status"
 		[[ "${lines[0]}" == "Usage: lazybox $cmd"* ]] || fail "$cmd --help: ${lines[0]}"
