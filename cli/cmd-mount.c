@@ -192,6 +192,15 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     lbx_mounts_free(m, n);
   }
 
+  /* a running box's root is its supervisor's FUSE mount, inside the box's
+   * own namespaces: no host path reaches it, and a second daemon over the
+   * same upper dir would see changes behind the first one's back */
+  if (d.box && lbx_cli_box_running(s, &box))
+    return lbx_error(err, EBUSY,
+                     "mount: box %s is running (its root is mounted in its own namespaces); "
+                     "use exec or cp, or stop it first",
+                     box.name),
+           125;
   _cleanup_free_ char *bdir = d.box ? lbx_store_box_dir(s, box.id) : NULL;
   _cleanup_free_ char *upper = d.box ? lbx_xasprintf("%s/upper", bdir) : NULL;
   _cleanup_free_ char *work = d.box ? lbx_xasprintf("%s/work", bdir) : NULL;

@@ -412,3 +412,16 @@ teardown() {
 	run --separate-stderr as_nobody run --rm -u 4 bb:1 true
 	assert_one_line_error "uid 4" subuid
 }
+
+@test "mount BOX refuses a running box with one line; a stopped one mounts" {
+	lbx run -d --name mnt bb sh -c 'echo x > /made; sleep 1000' >/dev/null
+	run --separate-stderr lbx mount mnt
+	[ "$status" -eq 125 ] || fail "status $status: $output"
+	assert_one_line_error mnt running
+	lbx kill mnt >/dev/null
+	lbx wait mnt >/dev/null || true
+	run lbx mount mnt
+	assert_success
+	[ "$(cat "$output/made")" = x ] || fail "the box's file is not in its mount"
+	lbx umount mnt
+}
