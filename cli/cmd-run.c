@@ -638,6 +638,11 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
   if (sup == 0) {
     /* the supervisor: no SQLite handle crosses fork; it opens its own */
     close(ready[0]);
+    /* the exit code goes back on the ready pipe once everything is done
+     * (state recorded, --rm removed): the caller then need not wait for
+     * this process's end, which tears down its namespaces and the FUSE
+     * mount in the kernel (about 15 ms, measured) */
+    int done_fd = attach ? fcntl(ready[1], F_DUPFD_CLOEXEC, 3) : -1;
     if (!attach) {
       setsid();
       int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -658,6 +663,8 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
         lbx_store_box_delete(own, box->id, NULL);
       lbx_store_close(own);
     }
+    if (done_fd >= 0)
+      dprintf(done_fd, "exit %d\n", code & 0xff);
     _exit(code & 0xff);
   }
   close(ready[1]);
@@ -675,7 +682,11 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
   ssize_t got = lbx_read_all(ready[0], line, sizeof line - 1);
   close(ready[0]);
   line[got > 0 ? got : 0] = '\0';
+  /* "CODE[ message]\n", then from an attached box "exit N\n" */
   line[strcspn(line, "\n")] = '\0';
+  if (got <= 0 || (size_t)got == strlen(line))
+    line[strlen(line) + 1] = '\0'; /* no second line */
+  const char *exit_line;
   int rc;
   int code = got > 0 ? atoi(line) : 125;
   if (code != 0) {
@@ -686,6 +697,8 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
     rc = code;
   } else if (!attach) {
     rc = 0;
+  } else if ((exit_line = strstr(line + strlen(line) + 1, "exit ")) != NULL) {
+    rc = atoi(exit_line + 5); /* the supervisor ends on its own */
   } else {
     int status;
     while (waitpid(sup, &status, 0) < 0 && errno == EINTR)
