@@ -286,3 +286,75 @@ busybox_rootfs() {
 df_json() {
 	lbx system df --format json | jq -r ".$1"
 }
+
+# --- loopback registries (Debian's docker-registry) -----------------------------
+
+# free_port: a TCP port free on 127.0.0.1 right now
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT: until something listens on 127.0.0.1:PORT (10 s at most)
+wait_port() {
+	local i
+	for i in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_registry DIR [EXTRA_YAML]: docker-registry on 127.0.0.1 at a free
+# port with its storage in DIR; DIR/port and DIR/pid are written. The
+# config is kept, so restart_registry brings it back on the same port.
+start_registry() {
+	local dir="$1" extra="${2:-}" port i
+	mkdir -p "$dir/storage"
+	for i in 1 2 3; do
+		port="$(free_port)"
+		cat >"$dir/config.yml" <<-EOC
+			version: 0.1
+			log:
+			  level: warn
+			  accesslog:
+			    disabled: true
+			storage:
+			  filesystem:
+			    rootdirectory: $dir/storage
+			http:
+			  addr: 127.0.0.1:$port
+			$extra
+		EOC
+		echo "$port" >"$dir/port"
+		restart_registry "$dir" && return 0
+		stop_registry "$dir"
+	done
+	return 1
+}
+
+restart_registry() {
+	local dir="$1"
+	docker-registry serve "$dir/config.yml" >>"$dir/log" 2>&1 3>&- &
+	echo "$!" >"$dir/pid"
+	wait_port "$(cat "$dir/port")"
+}
+
+stop_registry() {
+	local dir="$1" pid
+	[ -f "$dir/pid" ] || return 0
+	pid="$(cat "$dir/pid")"
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	rm -f "$dir/pid"
+	return 0
+}
+
+# push OCIDIR:REF DEST [skopeo args...]
+push() {
+	local src="$1" dest="$2"
+	shift 2
+	skopeo --insecure-policy copy -q --dest-tls-verify=false "$@" "oci:$src" "docker://$dest" >&2
+}
