@@ -425,3 +425,87 @@ teardown() {
 	[ "$(cat "$output/made")" = x ] || fail "the box's file is not in its mount"
 	lbx umount mnt
 }
+
+@test "twin boxes from one image, each writing 1000 files, see only their own" {
+	lbx create --name twa bb sh -c 'mkdir /mine && i=0; while [ $i -lt 1000 ]; do echo a$i > /mine/f$i; i=$((i+1)); done' >/dev/null
+	lbx create --name twb bb sh -c 'mkdir /mine && i=0; while [ $i -lt 1000 ]; do echo b$i > /mine/f$i; i=$((i+1)); done' >/dev/null
+	lbx start twa twb >/dev/null
+	lbx wait twa twb >/dev/null
+	run lbx run --rm bb sh -c 'ls /mine 2>/dev/null | wc -l'
+	[ "$output" = 0 ] || fail "a new box sees the twins' files: $output"
+	local b n
+	for b in twa twb; do
+		run lbx diff "$b"
+		n="$(grep -c '^A /mine/f' <<<"$output")"
+		[ "$n" = 1000 ] || fail "$b: $n files of its own in diff"
+	done
+	mkdir -p "$BATS_TEST_TMPDIR/out"
+	lbx cp twa:/mine/f999 "$BATS_TEST_TMPDIR/out/a"
+	lbx cp twb:/mine/f999 "$BATS_TEST_TMPDIR/out/b"
+	[ "$(cat "$BATS_TEST_TMPDIR/out/a")" = a999 ] && [ "$(cat "$BATS_TEST_TMPDIR/out/b")" = b999 ] ||
+		fail "the twins' files mixed: $(cat "$BATS_TEST_TMPDIR/out/a") $(cat "$BATS_TEST_TMPDIR/out/b")"
+}
+
+@test "20 boxes from one image run at once" {
+	local i ids=()
+	for i in $(seq 20); do
+		ids+=("$(lbx run -d --name "m$i" bb sleep 1000)")
+	done
+	run lbx ps --format json
+	[ "$(jq 'length' <<<"$output")" = 20 ] || fail "ps: $(lbx ps)"
+	[ "$(jq '[.[] | select(.State == "running")] | length' <<<"$output")" = 20 ] || fail "not all running: $(lbx ps)"
+	for i in 1 10 20; do
+		run lbx exec "m$i" sh -c 'hostname; cat /proc/1/cmdline | tr "\0" " "'
+		assert_success
+		assert_contains "$output" "sleep 1000"
+	done
+	lbx kill "${ids[@]}" >/dev/null
+	lbx wait "${ids[@]}" >/dev/null || true
+	[ -z "$(lbx ps -q)" ] || fail "boxes left running: $(lbx ps)"
+}
+
+@test "stop ends the box's whole process tree; --rm leaves no row, no dir, no mount" {
+	lbx run -d --name tree bb sh -c 'sleep 1001 & sleep 1002 & (sleep 1003 &); wait' >/dev/null
+	local pid
+	pid="$(lbx inspect tree | jq -r '.[0].State.Pid')"
+	for _ in $(seq 50); do
+		[ "$(pgrep -f 'sleep 100[123]' | wc -l)" -ge 3 ] && break
+		sleep 0.1
+	done
+	[ "$(pgrep -f 'sleep 100[123]' | wc -l)" -ge 3 ] || fail "the box's children did not start"
+	run lbx stop -t 1 tree
+	assert_success
+	for _ in $(seq 50); do
+		[ -z "$(pgrep -f 'sleep 100[123]')" ] && break
+		sleep 0.1
+	done
+	[ -z "$(pgrep -f 'sleep 100[123]')" ] || fail "processes of the box outlived stop: $(pgrep -af 'sleep 100[123]')"
+	[ ! -e "/proc/$pid" ] || fail "the box's pid 1 is still there"
+	# --rm: nothing left behind
+	local id
+	id="$(lbx run -d --rm bb sleep 1000)"
+	[ -d "$LAZYBOX_ROOT/boxes/$id" ] || fail "no box dir while it runs"
+	lbx stop -t 0 "$id" >/dev/null
+	for _ in $(seq 50); do
+		[ ! -e "$LAZYBOX_ROOT/boxes/$id" ] && break
+		sleep 0.1
+	done
+	[ ! -e "$LAZYBOX_ROOT/boxes/$id" ] || fail "--rm left $LAZYBOX_ROOT/boxes/$id: $(ls -la "$LAZYBOX_ROOT/boxes/$id")"
+	run lbx ps -a --format json
+	[ "$(jq --arg id "$id" '[.[] | select(.Id == $id)] | length' <<<"$output")" = 0 ] || fail "--rm left the row: $output"
+	! grep -q "$id" /proc/self/mountinfo || fail "--rm left a mount: $(grep "$id" /proc/self/mountinfo)"
+}
+
+@test "-it through a real pty: the box has a terminal, and the caller's comes back as it was" {
+	require_cmd script stty
+	local out="$BATS_TEST_TMPDIR/pty.out"
+	# stty -g before and after the box, in the same terminal (script's pty)
+	script -qec "stty -g; \"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" run --rm -it bb sh -c 'stty -a | head -n 1 >/dev/null; tty; exit 5'; echo rc=\$?; stty -g" /dev/null </dev/null >"$out" || true
+	tr -d '\r' <"$out" >"$out.clean"
+	local before after
+	before="$(sed -n 1p "$out.clean")"
+	after="$(tail -n 1 "$out.clean")"
+	grep -q '/dev/pts/0$' "$out.clean" || fail "no pty in the box: $(cat "$out.clean")"
+	grep -q '^rc=5$' "$out.clean" || fail "exit code through the pty: $(cat "$out.clean")"
+	[ -n "$before" ] && [ "$before" = "$after" ] || fail "terminal not restored: before $before after $after"
+}
