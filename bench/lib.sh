@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC="$PWD"
 W="${LBX_BENCH_WORK:-$SRC/bench/work}"
-RUNS="${RUNS:-10}"
 mkdir -p "$W" "$SRC/bench/results"
 
 # need PKG...: installs what is missing (Debian packages only).
