@@ -339,9 +339,8 @@ registry_message(const struct resp *q)
 
 /* ---- authentication ---- */
 
-/* Parses `Scheme k="v", k2=v2`: the scheme, then a value by key. */
-static char *
-challenge_param(const char *ch, const char *key)
+char *
+lbx_challenge_param(const char *ch, const char *key)
 {
   const char *p = strchr(ch, ' ');
   size_t kl = strlen(key);
@@ -394,9 +393,9 @@ url_escape(const char *s)
 static int
 fetch_token(lbx_registry *r, const char *challenge, char **header, lbx_err **err)
 {
-  _cleanup_free_ char *realm = challenge_param(challenge, "realm");
-  _cleanup_free_ char *service = challenge_param(challenge, "service");
-  _cleanup_free_ char *scope = challenge_param(challenge, "scope");
+  _cleanup_free_ char *realm = lbx_challenge_param(challenge, "realm");
+  _cleanup_free_ char *service = lbx_challenge_param(challenge, "service");
+  _cleanup_free_ char *scope = lbx_challenge_param(challenge, "scope");
   if (!realm)
     return lbx_error(err, EPROTO, "registry %s: a bearer challenge without a realm", r->host);
   if (strncmp(realm, "https://", 8) != 0 && strncmp(realm, "http://", 7) != 0)

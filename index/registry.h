@@ -56,4 +56,9 @@ int lbx_registry_blob_stream(lbx_registry *r, const char *digest, uint64_t from,
  * bearer-token registry, that a token is granted with them). */
 int lbx_registry_check_login(const char *host, const lbx_registry_opts *o, lbx_err **err);
 
+/* A WWW-Authenticate challenge `Scheme k="v", k2=v2`: the value of key
+ * (case-insensitive), allocated, or NULL when it is not there or the
+ * challenge is malformed (an unterminated quote, a parameter without '='). */
+char *lbx_challenge_param(const char *challenge, const char *key);
+
 #endif

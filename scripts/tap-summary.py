@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Sum meson test logs, counting TAP subtests.
 
-usage: tap-summary.py [--fail WHAT]... [LABEL=]PATH...
+usage: tap-summary.py [--fail WHAT]... [--pass WHAT]... [LABEL=]PATH...
 
 PATH is a meson testlog*.json (one JSON object per line, as written by
 `meson test`) or a meson-logs directory (every testlog*.json in it). LABEL
 names the run in messages (default: the file name). --fail adds one failure
-that happened outside meson (e.g. "build").
+that happened outside meson (e.g. "build"), --pass one success (e.g. a fuzz
+target's run).
 
 Counting, per test:
   * TAP output (a "1..N" plan line, or "ok N"/"not ok N" lines, in stdout): every "ok" line is a pass,
@@ -140,6 +141,9 @@ def main(argv):
     for a in it:
         if a == "--fail":
             s.fail(next(it, "unknown"))
+        elif a == "--pass":
+            next(it, None)
+            s.passed += 1
         else:
             paths.append(a)
     seen = 0
