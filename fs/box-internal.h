@@ -138,4 +138,14 @@ void bx_lower_stat(const lbx_node *n, struct stat *st);
 bool bx_whiteout_exists(int dirfd, const char *name);
 char *bx_path_locked(lbx_boxfs *b, struct bnode *n);
 
+/* box.c: removing names, shared with renames */
+void bx_detach(lbx_boxfs *b, struct bnode *parent, const char *name);
+int bx_make_whiteout(int dfd, const char *name);
+int bx_dir_empty(lbx_boxfs *b, struct bnode *parent, const char *name, const struct found *f);
+int bx_remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir);
+
+/* box-rename.c: rename(2) with RENAME_NOREPLACE or RENAME_EXCHANGE; -errno */
+int bx_rename(lbx_boxfs *b, struct bnode *p, const char *name, struct bnode *np,
+              const char *newname, unsigned int flags);
+
 #endif

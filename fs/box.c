@@ -730,8 +730,8 @@ box_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info
 /* ---- removing and renaming ---- */
 
 /* Forgets parent/name in the table: the next lookup sees what is there now. */
-static void
-detach(lbx_boxfs *b, struct bnode *parent, const char *name)
+void
+bx_detach(lbx_boxfs *b, struct bnode *parent, const char *name)
 {
   pthread_mutex_lock(&b->mu);
   struct bnode *n = bx_table_find(b, parent, name);
@@ -745,8 +745,8 @@ detach(lbx_boxfs *b, struct bnode *parent, const char *name)
   pthread_mutex_unlock(&b->mu);
 }
 
-static int
-make_whiteout(int dfd, const char *name)
+int
+bx_make_whiteout(int dfd, const char *name)
 {
   _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", name);
   int fd = openat(dfd, wh, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -756,9 +756,26 @@ make_whiteout(int dfd, const char *name)
   return 0;
 }
 
+/* 0 if the directory parent/name (resolved as *f) shows no names, else
+ * -ENOTEMPTY or the error of reading it. */
+int
+bx_dir_empty(lbx_boxfs *b, struct bnode *parent, const char *name, const struct found *f)
+{
+  struct bnode *n = bx_node_for(b, parent, name, f);
+  struct bdir d;
+  int r = list_merged(b, n, &d);
+  size_t count = d.n;
+  if (r == 0)
+    bdir_free(&d);
+  pthread_mutex_lock(&b->mu);
+  bx_unref_locked(b, n, 1);
+  pthread_mutex_unlock(&b->mu);
+  return r < 0 ? r : count ? -ENOTEMPTY : 0;
+}
+
 /* Removes parent/name (a directory if dir) from the box's view. */
-static int
-remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
+int
+bx_remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
 {
   struct found f;
   int r = bx_resolve(b, parent, name, &f);
@@ -769,21 +786,8 @@ remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
     return -ENOTDIR;
   if (!dir && type == S_IFDIR)
     return -EISDIR;
-  if (dir) {
-    struct bnode *n = bx_node_for(b, parent, name, &f);
-    struct bdir d;
-    r = list_merged(b, n, &d);
-    size_t count = d.n;
-    if (r == 0)
-      bdir_free(&d);
-    pthread_mutex_lock(&b->mu);
-    bx_unref_locked(b, n, 1);
-    pthread_mutex_unlock(&b->mu);
-    if (r < 0)
-      return r;
-    if (count)
-      return -ENOTEMPTY;
-  }
+  if (dir && (r = bx_dir_empty(b, parent, name, &f)) < 0)
+    return r;
   r = bx_copy_up(b, parent);
   if (r < 0)
     return r;
@@ -792,7 +796,7 @@ remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
     return dfd;
   /* The whiteout first: while the upper name exists it still wins, so no
    * moment (a crash, a failed unlink) brings the lower name back. */
-  if (f.lower && (r = make_whiteout(dfd, name)) < 0)
+  if (f.lower && (r = bx_make_whiteout(dfd, name)) < 0)
     return r;
   if (f.upper) {
     if (dir) {
@@ -816,7 +820,7 @@ remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
       return r;
     }
   }
-  detach(b, parent, name);
+  bx_detach(b, parent, name);
   return 0;
 }
 
@@ -825,7 +829,7 @@ box_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
   lbx_boxfs *b = B(req);
   BX_WLOCK(b);
-  fuse_reply_err(req, -remove_name(b, bx_node_of(b, parent), name, false));
+  fuse_reply_err(req, -bx_remove_name(b, bx_node_of(b, parent), name, false));
 }
 
 static void
@@ -833,7 +837,7 @@ box_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
   lbx_boxfs *b = B(req);
   BX_WLOCK(b);
-  fuse_reply_err(req, -remove_name(b, bx_node_of(b, parent), name, true));
+  fuse_reply_err(req, -bx_remove_name(b, bx_node_of(b, parent), name, true));
 }
 
 static void
@@ -842,95 +846,8 @@ box_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
 {
   lbx_boxfs *b = B(req);
   BX_WLOCK(b);
-  struct bnode *p = bx_node_of(b, parent), *np = bx_node_of(b, newparent);
-  if (bx_is_reserved(newname))
-    return (void)fuse_reply_err(req, EPERM);
-  if (flags & ~RENAME_NOREPLACE)
-    return (void)fuse_reply_err(req, EINVAL); /* RENAME_EXCHANGE: not yet */
-  struct found src, dst;
-  int r = bx_resolve(b, p, name, &src);
-  if (r < 0)
-    return (void)fuse_reply_err(req, -r);
-  int dr = bx_resolve(b, np, newname, &dst);
-  bool dst_exists = dr == 0;
-  if (dst_exists && (flags & RENAME_NOREPLACE))
-    return (void)fuse_reply_err(req, EEXIST);
-  mode_t stype = src.upper ? src.utype : src.ltype;
-  /* a directory with lower content cannot move by rename(2) in the upper
-   * dir alone; EXDEV makes mv(1) copy it instead, as on overlayfs */
-  bool merged_dir = stype == S_IFDIR && src.lower && !(src.upper && src.opaque);
-  if (merged_dir)
-    return (void)fuse_reply_err(req, EXDEV);
-  mode_t dtype = dst_exists ? (dst.upper ? dst.utype : dst.ltype) : 0;
-  if (dst_exists && stype == S_IFDIR && dtype != S_IFDIR)
-    return (void)fuse_reply_err(req, ENOTDIR);
-  if (dst_exists && stype != S_IFDIR && dtype == S_IFDIR)
-    return (void)fuse_reply_err(req, EISDIR);
-  /* Everything that can fail comes before anything that changes the box:
-   * a failed rename leaves both names as they were. */
-  struct bnode *n = bx_node_for(b, p, name, &src);
-  r = bx_copy_up(b, n);
-  pthread_mutex_lock(&b->mu);
-  bx_unref_locked(b, n, 1);
-  pthread_mutex_unlock(&b->mu);
-  if (r < 0 || (r = bx_copy_up(b, np)) < 0)
-    return (void)fuse_reply_err(req, -r);
-  _cleanup_close_ int sfd = bx_upper_dir(b, p);
-  _cleanup_close_ int dfd = bx_upper_dir(b, np);
-  if (sfd < 0 || dfd < 0)
-    return (void)fuse_reply_err(req, EIO);
-  _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", newname);
-  bool dst_whiteout = faccessat(dfd, wh, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-  /* an empty directory being replaced goes first (rename(2) cannot replace
-   * a directory holding whiteouts); a file is replaced by renameat itself */
-  if (dst_exists && dtype == S_IFDIR && (r = remove_name(b, np, newname, true)) < 0)
-    return (void)fuse_reply_err(req, -r);
-  /* a directory moved where a lower one was must not show its children:
-   * marked opaque before it gets there */
-  if (stype == S_IFDIR && (dst_whiteout || (dst_exists && dst.lower))) {
-    _cleanup_close_ int sub = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int m =
-        sub < 0 ? -1 : openat(sub, WH_OPAQUE, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (m < 0)
-      return (void)fuse_reply_err(req, EIO);
-    close(m);
-  }
-  /* the old name's whiteout before the move: until then the upper name
-   * still wins over it, so no moment shows the lower file again */
-  bool made_wh = false;
-  if (src.lower) {
-    if ((r = make_whiteout(sfd, name)) < 0)
-      return (void)fuse_reply_err(req, -r);
-    made_wh = true;
-  }
-  if (renameat(sfd, name, dfd, newname) < 0) {
-    int e = errno;
-    if (made_wh) {
-      _cleanup_free_ char *swh = lbx_xasprintf(WH_PREFIX "%s", name);
-      unlinkat(sfd, swh, 0);
-    }
-    return (void)fuse_reply_err(req, e);
-  }
-  if (dst_whiteout)
-    unlinkat(dfd, wh, 0); /* the new upper name hides the lower one now */
-  /* the node moves with its name; whatever the table had at the target goes */
-  detach(b, np, newname);
-  pthread_mutex_lock(&b->mu);
-  struct bnode *moved = bx_table_find(b, p, name);
-  if (moved) {
-    bx_table_remove(b, moved);
-    np->refs++;
-    struct bnode *old = moved->parent;
-    moved->parent = np;
-    free(moved->name);
-    moved->name = lbx_xstrdup(newname);
-    moved->upper = true;
-    moved->lower = 0;
-    bx_table_insert(b, moved);
-    bx_unref_locked(b, old, 1);
-  }
-  pthread_mutex_unlock(&b->mu);
-  fuse_reply_err(req, 0);
+  fuse_reply_err(
+      req, -bx_rename(b, bx_node_of(b, parent), name, bx_node_of(b, newparent), newname, flags));
 }
 
 static void

@@ -53,4 +53,20 @@ op 'mkfifo fifo && stat -c %F fifo'
 # O_EXCL and O_APPEND
 op 'set -C; echo x > etc/passwd'
 op 'echo 1 > ap && echo 2 >> ap && cat ap'
+# RENAME_EXCHANGE (renameat2 through python's ctypes: neither os.rename
+# nor every mv(1) has it): lower symlink <-> lower file, lower dir <-> upper
+# file, upper dir <-> lower dir with content
+export XCHG_PY='import ctypes, os, sys
+l = ctypes.CDLL(None, use_errno=True)
+if l.renameat2(-100, os.fsencode(sys.argv[1]), -100, os.fsencode(sys.argv[2]), 2) != 0:
+    sys.exit(os.strerror(ctypes.get_errno()))'
+op 'python3 -c "$XCHG_PY" bin/sh usr/bin/suid && readlink usr/bin/suid && cat bin/sh'
+op 'python3 -c "$XCHG_PY" usr/lib ap && cat usr/lib && ls ap'
+op 'python3 -c "$XCHG_PY" a usr/bin && ls a | sort && ls usr/bin | sort'
+op 'python3 -c "$XCHG_PY" a nothing-here'
+# directories with lower content move (a copied-up file inside; over an
+# empty directory; back over a whiteout)
+op 'echo c >> opt/replaced && mkdir emptyd && mv -T opt emptyd && cat emptyd/replaced && ls opt'
+op 'mkdir var2 && mv -T var var2 && ls -a var2 var2/empty | tr "\n" " " && ls var'
+op 'mv var2 var && ls -a var | tr "\n" " "'
 exit 0

@@ -137,3 +137,125 @@ unpacked() {
 	run ls -A "$B/work"
 	[ -z "$output" ] || fail "work dir not cleaned: $output"
 }
+
+# renameat2(RENAME_EXCHANGE) for in_box scripts: python3 -c "$XCHG_PY" A B
+# (os.rename has no flags, and not every mv(1) has --exchange)
+XCHG_PY='import ctypes, os, sys
+l = ctypes.CDLL(None, use_errno=True)
+if l.renameat2(-100, os.fsencode(sys.argv[1]), -100, os.fsencode(sys.argv[2]), 2) != 0:
+    sys.exit(os.strerror(ctypes.get_errno()))'
+
+@test "box mount: RENAME_EXCHANGE of files, directories, lower and upper names, kept across a remount" {
+	export B LBX_BOX_MOUNT FIXTURE_NAME XCHG_PY
+	run in_box 'cd "$B/mnt" || exit 9
+		x() { python3 -c "$XCHG_PY" "$@" && echo "xchg $1 $2"; }
+		x etc/passwd etc/group                  # lower file <-> lower file
+		echo upper >upfile; x upfile etc/motd   # upper file <-> lower file
+		x usr/share/doc "etc/with space"        # lower dir with content <-> lower file
+		mkdir newdir; echo z >newdir/z
+		x newdir usr/lib                        # upper dir <-> lower dir with content
+		echo more >>etc/removeme
+		x etc/removeme bin/cat                  # copied-up file <-> lower symlink
+		x etc/nothing etc/motd; echo "missing=$?"'
+	assert_success
+	assert_line "missing=1"
+	[ "$(grep -c '^xchg ' <<<"$output")" = 5 ] || fail "not every exchange worked: $output"
+	show='cd "$B/mnt" || exit 9
+		echo "passwd=$(head -1 etc/passwd)"; echo "group=$(head -1 etc/group)"
+		echo "motd=$(cat etc/motd)"; echo "upfile=$(cat upfile)"
+		echo "space=$(cat "etc/with space/pkg/NEW")"; echo "doc=$(cat usr/share/doc)"
+		echo "lib=$(ls -a usr/lib | tr "\n" " ")"; echo "newdir=$(ls newdir | tr "\n" " ")"
+		echo "big=$(stat -c %s newdir/big.bin)"
+		echo "cat=$(readlink etc/removeme)"; echo "bin-cat=$(cat bin/cat | tr "\n" " ")"
+		echo "types=$(ls -F etc usr/share | grep -E "^(with space|doc)" | tr "\n" " ")"
+		echo "dups=$(for d in etc usr usr/share bin .; do ls -a $d | sort | uniq -d; done | tr "\n" " ")"
+		ls -R etc usr bin newdir upfile | md5sum'
+	run in_box "$show"
+	assert_success
+	first="$output"
+	assert_line "passwd=root:x:0:"
+	assert_line "group=root:x:0:0:root:/root:/bin/sh"
+	assert_line "motd=upper"
+	assert_line "upfile=welcome to layer 2"
+	assert_line "space=new after opaque"
+	assert_line "doc=space"
+	assert_line "lib=. .. z "
+	assert_line "newdir=big.bin "
+	assert_line "big=3145728"
+	assert_line "cat=busybox"
+	assert_line "bin-cat=re-created in layer 3 more "
+	assert_line "types=with space/ doc "
+	assert_line "dups="
+	[ -f "$B/upper/usr/lib/.wh..wh..opq" ] || fail "usr/lib (an upper dir over a lower one) is not opaque"
+	run find "$B/upper" -name ".wh.*" ! -name ".wh..wh..opq"
+	[ -z "$output" ] || fail "an exchange needs no whiteout: $output"
+	# a new mount over the same upper dir shows the same
+	run in_box "$show"
+	assert_success
+	diff -u <(echo "$first") <(echo "$output") >&2 || fail "the exchanges changed across a remount"
+	run ls -A "$B/work"
+	[ -z "$output" ] || fail "work dir not empty: $output"
+}
+
+@test "box mount: a directory with lower content moves by rename, over an emptied lower dir, kept across a remount" {
+	export B LBX_BOX_MOUNT FIXTURE_NAME
+	run in_box 'cd "$B/mnt" || exit 9
+		echo more >>usr/share/doc/pkg/NEW     # copied up, nested
+		rm usr/share/hl-b                     # a whiteout inside
+		echo new >usr/share/many/new          # an upper-only name inside
+		rm opt/replaced                       # the target: a lower dir, emptied
+		python3 -c "import os; os.rename(\"usr/share\", \"opt\")" && echo renamed'
+	assert_success
+	assert_line renamed
+	show='cd "$B/mnt" || exit 9
+		echo "usr=$(ls usr | tr "\n" " ")"
+		echo "NEW=$(cat opt/doc/pkg/NEW | tr "\n" " ")"
+		echo "hl=$(cat opt/hl-a) $(ls opt/hl-b 2>&1 >/dev/null | grep -c "No such")"
+		echo "many=$(ls opt/many | wc -l) $(cat opt/many/new) $(cat opt/many/f0019 | wc -l)"
+		echo "leak=$(ls opt | grep -c replaced)"
+		find usr opt | sort | md5sum'
+	run in_box "$show"
+	assert_success
+	first="$output"
+	assert_line "usr=bin lib "
+	assert_line "NEW=new after opaque more "
+	assert_line "hl=hard linked content 1"
+	assert_line "many=501 new 20"
+	assert_line "leak=0"
+	[ -f "$B/upper/usr/.wh.share" ] || fail "no whiteout for the old name"
+	[ ! -e "$B/upper/.wh.opt" ] || fail "the new name's whiteout was left"
+	[ -f "$B/upper/opt/.wh..wh..opq" ] || fail "the moved dir is not opaque"
+	run find "$B/upper/opt" -name ".wh.*" ! -name ".wh..wh..opq"
+	[ -z "$output" ] || fail "whiteouts left in the opaque moved dir: $output"
+	run in_box "$show"
+	assert_success
+	diff -u <(echo "$first") <(echo "$output") >&2 || fail "the moved dir changed across a remount"
+	run ls -A "$B/work"
+	[ -z "$output" ] || fail "work dir not empty: $output"
+}
+
+@test "box mount: mv of a lower directory renames it (no EXDEV copy); one holding devices gets EXDEV" {
+	export B LBX_BOX_MOUNT FIXTURE_NAME
+	run in_box 'cd "$B/mnt" || exit 9
+		before=$(stat -c %i etc)
+		mv etc etc2; echo "mv=$?"
+		# a copy by mv(1) would make a new directory, with a new number
+		echo "same-ino=$([ "$(stat -c %i etc2)" = "$before" ] && echo yes)"
+		echo "etc=$(ls etc 2>&1 | grep -c "No such") motd=$(cat etc2/motd)"
+		python3 -c "import os; os.rename(\"opt\", \"opt2\")"; echo "py=$?"
+		python3 -c "
+import errno, os
+try:
+    os.rename(\"dev\", \"dev2\")
+except OSError as e:
+    print(\"dev=\" + errno.errorcode[e.errno])"
+		echo "devs=$(ls dev | tr "\n" " ")"'
+	assert_success
+	assert_line "mv=0"
+	assert_line "same-ino=yes"
+	assert_line "etc=1 motd=welcome to layer 2"
+	assert_line "py=0"
+	assert_line "dev=EXDEV"
+	assert_line "devs=loop9 null "
+	[ ! -e "$B/upper/dev" ] || fail "a refused move copied something up"
+}
