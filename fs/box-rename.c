@@ -1,19 +1,20 @@
 /* Renames in a box root: rename(2) with RENAME_NOREPLACE or
  * RENAME_EXCHANGE, directories with lower content included.
  *
- * The upper dir has no redirects (as overlayfs's redirect_dir): a
- * directory whose lower children show through (a merged directory) cannot
- * move by renaming its upper entry alone, as the lower children belong to
- * its old path. So it is first made self-contained: everything it shows
+ * The upper dir holds no redirects (overlayfs's redirect_dir xattrs), so
+ * a directory whose lower children show through (a merged directory)
+ * cannot move by renaming its upper entry alone: the lower children
+ * belong to its old path. So it is first made self-contained: everything it shows
  * is copied up, it is marked opaque, and only then does it move; its old
  * name gets a whiteout. What the box sees does not change before the final
  * rename(2) of the upper entries, so a failure or a crash on the way
  * leaves the box as it was (with some names copied up). */
 #include "box-internal.h"
 
-/* Beyond these, a merged directory does not move (EXDEV, and mv(1) copies
- * it name by name, as on overlayfs without redirect_dir): the copy runs
- * under the box's write lock, which holds every change in the box. */
+/* Beyond these (for each directory moved), a merged directory does not
+ * move (EXDEV, and mv(1) copies it name by name, as on overlayfs without
+ * redirect_dir): the copy runs under the box's write lock, which holds
+ * every change in the box. */
 #define MOVE_MAX_ENTRIES 10000
 #define MOVE_MAX_BYTES (1ull << 30)
 
