@@ -27,6 +27,12 @@
  * to one upper inode (hard links), and a change through one must show
  * through the others: no attribute caching for upper files. */
 #define UPPER_TIMEOUT 0.0
+/* Directories cannot be hard-linked, and every change to one (entries,
+ * modes, times) goes through the daemon, whose replies the kernel applies:
+ * their attributes and names can be cached. A second of it spares the path
+ * walks of a box's start (/, /dev, /etc, /proc, /sys again and again) a
+ * round trip per component. */
+#define UPPER_DIR_TIMEOUT 1.0
 #define LOWER_TIMEOUT 86400.0
 
 struct bnode {

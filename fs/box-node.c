@@ -260,7 +260,7 @@ bx_node_stat(lbx_boxfs *b, struct bnode *n, struct stat *st, double *timeout)
     st->st_ino = n->st_ino;
     st->st_uid = bx_uid_out(b, st->st_uid);
     st->st_gid = bx_gid_out(b, st->st_gid);
-    *timeout = UPPER_TIMEOUT;
+    *timeout = S_ISDIR(st->st_mode) ? UPPER_DIR_TIMEOUT : UPPER_TIMEOUT;
     return 0;
   }
   lbx_node_buf nb = {0};
