@@ -213,8 +213,18 @@ int
 lbx_sql_error(lbx_store *s, lbx_err **err, const char *what)
 {
   int rc = sqlite3_extended_errcode(s->db);
-  return lbx_error(err, lbx_sqlite_errno(rc), "store %s/store.db: %s: %s", s->root, what,
-                   sqlite3_errmsg(s->db));
+  int e = lbx_sqlite_errno(rc);
+  /* SQLite's own words hide the cause: a full disk is "database or disk is
+   * full", or "disk I/O error" when it struck the -shm file; the errno
+   * behind an I/O error says which. */
+  int sys = sqlite3_system_errno(s->db);
+  bool io = (rc & 0xff) == SQLITE_IOERR && sys > 0;
+  if (io)
+    e = sys;
+  if (io || (rc & 0xff) == SQLITE_FULL)
+    return lbx_error(err, e, "store %s/store.db: %s: %s (%s)", s->root, what, sqlite3_errmsg(s->db),
+                     strerror(e));
+  return lbx_error(err, e, "store %s/store.db: %s: %s", s->root, what, sqlite3_errmsg(s->db));
 }
 
 int
@@ -318,6 +328,13 @@ lbx_store_open(const char *root, unsigned flags, lbx_store **out, lbx_err **err)
   /* Concurrent lazybox processes wait for each other instead of failing with
    * "database is locked". */
   sqlite3_busy_timeout(s->db, 60000);
+  /* Keep store.db-wal and -shm when the last connection closes: opening a
+   * WAL database whose -shm file is gone must create and size it, which
+   * fails on a full disk, and then no command could even list images, let
+   * alone remove one to make room. A kept WAL file also gives the deletes of
+   * rmi and prune room to commit in. */
+  int persist = 1;
+  sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   if (!(flags & LBX_STORE_RDONLY)) {
     /* WAL: readers (mounts) never block the writer; NORMAL sync is durable
      * at checkpoints and safe against corruption, and blob files are synced

@@ -85,6 +85,12 @@ teardown() {
 		for id in $("$LAZYBOX" --root "$r" ps -q 2>/dev/null); do "$LAZYBOX" --root "$r" kill "$id" >/dev/null 2>&1 || true; done
 		for id in $("$LAZYBOX" --root "$r" ps -aq 2>/dev/null); do "$LAZYBOX" --root "$r" wait "$id" >/dev/null 2>&1 || true; done
 	done <"$ROOTS"
+	if [ -n "${SMALL_HOLDER:-}" ]; then
+		for id in $(lbs ps -q 2>/dev/null); do lbs kill "$id" >/dev/null 2>&1 || true; done
+		for id in $(lbs ps -aq 2>/dev/null); do lbs wait "$id" >/dev/null 2>&1 || true; done
+		# the small file system lives as long as its mount namespace
+		echo "$SMALL_HOLDER" >>"$PIDS"
+	fi
 	while read -r p; do
 		kill -9 "$p" 2>/dev/null || true
 	done <"$PIDS"
@@ -109,12 +115,15 @@ now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
 
-# only_garbage JSON: the problems of a `system check --format json` are all
-# what a crash may leave (docs/store-format.md, "Crash safety"): files in
-# tmp/, blob files no row names, rows no image needs
+# only_garbage JSON [stale]: the problems of a `system check --format json`
+# are all what a crash may leave (docs/store-format.md, "Crash safety"):
+# files in tmp/, blob files no row names, rows no image needs; with
+# "stale", boxes recorded running whose supervisor is gone, too
 only_garbage() {
 	local bad
-	bad="$(jq -r '.Problems[] | select(.Kind != "tmp" and .Kind != "orphan" and .Kind != "unused") |
+	bad="$(jq -r --arg stale "${2:-}" '.Problems[] | select(.Kind != "tmp" and .Kind != "orphan" and
+		.Kind != "unused" and ($stale == "" or .Kind != "box" or
+		(.Reason | test("recorded running .*supervisor is gone") | not))) |
 		"\(.Kind) \(.Object): \(.Reason)"' <<<"$1")" || fail "not check json: $1"
 	[ -z "$bad" ] || fail "damage after a crash:" "$bad"
 }
@@ -170,7 +179,7 @@ not_mounted() {
 		echo "$pid" >>"$PIDS"
 		sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
 		kill -9 "$pid" 2>/dev/null || true
-		wait "$pid" || true
+		{ wait "$pid"; } 2>/dev/null || true
 		# right after the crash: nothing but garbage, even hashing every content
 		run --separate-stderr lbx system check --verify --format json
 		[ "$status" -le 1 ] || fail "kill $k (${delay} ms): check could not run: $status $stderr"
@@ -299,5 +308,193 @@ not_mounted() {
 	run --separate-stderr lbx start -a mb
 	assert_success
 	run --separate-stderr lbx system check
+	assert_success
+}
+
+# --- 4. a full disk ---------------------------------------------------------------
+
+# small_fs MB: a tmpfs of MB MiB at $SMALL, in a mount namespace of its own
+# held by $SMALL_HOLDER (a sleep); in_ns runs a command in it. Root mounts
+# it in a plain `unshare -m`; a user in `unshare -rm` (tmpfs may be mounted
+# in a user namespace), where lazybox then runs as uid 0 of that namespace:
+# fine for what the store does, which is what these tests are about.
+small_fs() {
+	require_cmd unshare nsenter
+	SMALL="$BATS_TEST_TMPDIR/small"
+	mkdir -p "$SMALL"
+	local opt=-m
+	[ "$LBX_ROOTLESS" = 1 ] && opt=-rm
+	unshare "$opt" sh -c 'mount -t tmpfs -o "size=$1m,mode=0700" tmpfs "$2" && touch "$2.ready" && exec sleep 100000' \
+		sh "$1" "$SMALL" 3>&- &
+	SMALL_HOLDER=$!
+	# killed in teardown, without a job notice
+	disown "$SMALL_HOLDER"
+	echo "$SMALL_HOLDER" >>"$PIDS"
+	for _ in $(seq 300); do
+		[ -e "$SMALL.ready" ] && break
+		kill -0 "$SMALL_HOLDER" 2>/dev/null || skip "cannot mount a tmpfs in $(unshare "$opt" true 2>&1 || echo "unshare $opt")"
+		sleep 0.1
+	done
+	[ -e "$SMALL.ready" ] || fail "the small file system did not come up"
+	in_ns mountpoint -q "$SMALL" || fail "$SMALL is not a mount point in the namespace"
+}
+
+in_ns() {
+	if [ "$LBX_ROOTLESS" = 1 ]; then
+		nsenter -t "$SMALL_HOLDER" -U -m --preserve-credentials -- "$@"
+	else
+		nsenter -t "$SMALL_HOLDER" -m -- "$@"
+	fi
+}
+
+# lbs ARGS...: lazybox on the store on the small file system
+lbs() {
+	in_ns "$LAZYBOX" --root "$SMALL/store" "$@"
+}
+
+# fill_to KB: a filler file leaves KB KiB free on the small file system
+fill_to() {
+	in_ns sh -c 'rm -f "$1/filler"; a=$(df -B1 --output=avail "$1" | tail -n1)
+		n=$((a - $2 * 1024)); [ "$n" -gt 0 ] || n=0; head -c "$n" /dev/zero >"$1/filler"' sh "$SMALL" "$1"
+}
+
+unfill() {
+	in_ns rm -f "$SMALL/filler"
+}
+
+# small_check_garbage [stale]: right after a failure, on the still full
+# disk, `system check --verify` on the small store finds only garbage
+small_check_garbage() {
+	run --separate-stderr lbs system check --verify --format json
+	[ "$status" -le 1 ] || fail "check could not run: $status $stderr"
+	only_garbage "$output" "${1:-}"
+}
+
+# small_repair: with room again, --repair leaves a clean store
+small_repair() {
+	run --separate-stderr lbs system check --repair
+	assert_success
+}
+
+# same_dump IMAGE: the small store's tree of IMAGE equals the test store's
+same_dump() {
+	require_dump_tool
+	in_ns "$LBX_DUMP" "$SMALL/store" "$1" >"$BATS_TEST_TMPDIR/small.dump" || fail "dump of $1 failed"
+	"$LBX_DUMP" "$LAZYBOX_ROOT" "$1" >"$BATS_TEST_TMPDIR/ref.dump" || fail "reference dump of $1 failed"
+	diff -u "$BATS_TEST_TMPDIR/ref.dump" "$BATS_TEST_TMPDIR/small.dump" >&2 || fail "$1 reads differently"
+}
+
+@test "full disk: import fails with one line naming ENOSPC, leaves no damage, succeeds once there is room" {
+	small_fs 40
+	local tar="$BATS_FILE_TMPDIR/crash-layers/layer1.tar" size kb failed=0 done=0
+	lbx import -q "$tar" one >/dev/null
+	lbs images >/dev/null
+	size=$(($(stat -c %s "$tar") / 1024))
+	# from no room to nearly enough: each fails at another step (a blob
+	# file, a blob row, the layer's commit, the image's)
+	for kb in 64 $((size / 2)) $((size - 100)) $((size - 30)) $((size + 20)) $((size + 80)) $((size + 200)) $((size + 800)); do
+		fill_to "$kb"
+		run --separate-stderr lbs import -q "$tar" one
+		if [ "$status" -eq 0 ]; then
+			done=1
+			break
+		fi
+		failed=$((failed + 1))
+		echo "# $kb KiB free: $stderr" >&3
+		[ "$status" -eq 125 ] || fail "want 125, got $status"
+		assert_one_line_error "No space left on device"
+		small_check_garbage
+		run lbs images -q
+		[ -z "$output" ] || fail "a failed import left an image: $output"
+		unfill
+		small_repair
+	done
+	[ "$failed" -gt 0 ] || fail "no import ran out of space"
+	unfill
+	if [ "$done" = 0 ]; then
+		run --separate-stderr lbs import -q "$tar" one
+		assert_success
+	fi
+	run --separate-stderr lbs system check --verify
+	assert_success
+	assert_contains "$output" "no problems found"
+	same_dump localhost/one:latest
+}
+
+@test "full disk: pull fails with one line naming ENOSPC; a full store still lists, checks and frees; pull succeeds once there is room" {
+	require_registry
+	small_fs 40
+	lbs images >/dev/null
+	lbx pull -q --tls-verify=false "$REG/$CRASH_REF" >/dev/null
+	fill_to 2048
+	run --separate-stderr lbs pull -q --tls-verify=false "$REG/$CRASH_REF"
+	[ "$status" -eq 125 ] || fail "want 125, got $status: $stderr"
+	assert_one_line_error "No space left on device" "$REG/$CRASH_REF"
+	small_check_garbage
+	unfill
+	small_repair
+	# not a byte left: the store still opens, lists and checks
+	fill_to 0
+	run --separate-stderr lbs images
+	assert_success
+	run --separate-stderr lbs system check
+	assert_success
+	unfill
+	run --separate-stderr lbs pull -q --tls-verify=false "$REG/$CRASH_REF"
+	assert_success
+	run --separate-stderr lbs system check --verify
+	assert_success
+	assert_contains "$output" "no problems found"
+	same_dump "$REG/$CRASH_REF"
+	# rmi on a full disk: its deletes need room in the WAL, which it may not
+	# have; then it says so, and the store is as a crash would leave it
+	fill_to 0
+	run --separate-stderr lbs rmi "$REG/$CRASH_REF"
+	local rmi_status="$status"
+	[ "$status" -eq 0 ] || assert_one_line_error "No space left on device"
+	small_check_garbage
+	unfill
+	if [ "$rmi_status" -ne 0 ]; then
+		run --separate-stderr lbs rmi "$REG/$CRASH_REF"
+		assert_success
+	fi
+	run --separate-stderr lbs system prune -f
+	assert_success
+	small_repair
+	run lbs images -q
+	[ -z "$output" ] || fail "rmi did not remove the image: $output"
+	[ -z "$(in_ns find "$SMALL/store/blobs" -type f)" ] || fail "blob files left after rmi and prune"
+}
+
+@test "full disk: a box writing into its root gets ENOSPC, keeps its other files, starts again once there is room" {
+	require_busybox
+	require_fuse
+	# A user gets a small file system only inside `unshare -rm`, and there
+	# lazybox (uid 0 of a namespace that maps one id) mounts the box's
+	# /dev/pts with gid=5, which that namespace does not map: EINVAL.
+	[ "$LBX_ROOTLESS" = 0 ] || skip "known: a box cannot start inside unshare -rm (devpts gid=5 not mapped)"
+	small_fs 40
+	lbs import -q --change 'ENV PATH=/bin' "$BATS_FILE_TMPDIR/bb.tar" "$BB" >/dev/null
+	fill_to 6144
+	# the first run fills the disk from inside; a later start finds /ran
+	local cmd='if [ -e /ran ]; then cat /keep; rm /fill && echo freed; exit 0; fi
+		touch /ran; echo keep >/keep; sync /keep; dd if=/dev/zero of=/fill bs=65536 count=1000; echo "dd=$?"; exit 3'
+	run --separate-stderr lbs run --name full "$BB" sh -c "$cmd"
+	[ "$status" -eq 3 ] || fail "want the box's own exit code 3, got $status: $output $stderr"
+	assert_line "dd=1"
+	assert_contains "$stderr" "No space left on device"
+	run --separate-stderr in_ns df -B1 --output=avail "$SMALL"
+	[ "${lines[-1]}" -lt 65536 ] || fail "the box did not fill the disk: ${lines[-1]} bytes free"
+	# starting it on the full disk: a one-line error naming ENOSPC and the box
+	run --separate-stderr lbs start -a full
+	assert_one_line_error "No space left on device" full
+	# its supervisor could not record the failed start's end in a full
+	# database: a stale "running", as after a crash (ps and --repair fix it)
+	small_check_garbage stale
+	unfill
+	run --separate-stderr lbs start -a full
+	assert_success
+	[ "$output" = "$(printf 'keep\nfreed')" ] || fail "after freeing room the box sees: $output"
+	run --separate-stderr lbs system check
 	assert_success
 }
