@@ -190,10 +190,14 @@ not_mounted() {
 		run --separate-stderr lbx images -q --no-trunc
 		assert_success
 		[ -z "$output" ] || [ "$output" = "sha256:$want" ] || fail "kill $k: images after the crash: $output"
-		# the pull resumes
-		run --separate-stderr lbx pull -q --tls-verify=false "$REG/$CRASH_REF"
+		# the pull resumes: layers committed before the kill are not fetched again
+		local layers
+		layers="$(df_json Layers)"
+		run --separate-stderr lbx pull --tls-verify=false "$REG/$CRASH_REF"
 		assert_success
-		[ "$output" = "$want" ] || fail "kill $k: pull after the crash gave $output"
+		[ "${lines[-1]}" = "$want" ] || fail "kill $k: pull after the crash gave $output"
+		[ "$(grep -c 'skipped: already exists' <<<"$stderr")" -ge "$layers" ] ||
+			fail "kill $k: $layers layers were in the store, yet the pull fetched them again:" "$stderr"
 		run --separate-stderr lbx system check --repair
 		assert_success
 		run --separate-stderr lbx system check --verify
