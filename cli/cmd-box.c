@@ -185,7 +185,7 @@ rm_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   lbx_mount_ent *m = NULL;
   size_t nm = 0;
-  lbx_mounts_list(&m, &nm);
+  lbx_mounts_list(cli->root, &m, &nm);
   rc = 0;
   for (int a = first; a < argc && rc == 0; a++) {
     lbx_box_row box = {0};

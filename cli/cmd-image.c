@@ -436,7 +436,7 @@ remove_boxes_of(lbx_store *s, const char *id, lbx_err **err)
     return -1;
   lbx_mount_ent *m = NULL;
   size_t nm = 0;
-  lbx_mounts_list(&m, &nm);
+  lbx_mounts_list(lbx_store_root(s), &m, &nm);
   int r = 0;
   /* every box is checked before any goes: a refusal removes nothing */
   for (size_t i = 0; i < n && r == 0; i++) {
@@ -469,7 +469,7 @@ remove_image(lbx_store *s, const char *id, char **names, bool force, lbx_err **e
   /* a mount's daemon reads the image's rows and blobs: never pull them away */
   lbx_mount_ent *m;
   size_t nm;
-  if (lbx_mounts_list(&m, &nm) == 0) {
+  if (lbx_mounts_list(lbx_store_root(s), &m, &nm) == 0) {
     for (size_t i = 0; i < nm; i++)
       if (strcmp(m[i].image, id) == 0) {
         lbx_error(err, EBUSY, "image %.12s is mounted at %s: run lazybox umount first", id,

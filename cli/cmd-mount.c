@@ -36,7 +36,7 @@ list_mounts(lbx_cli *cli, lbx_err **err)
 {
   lbx_mount_ent *m;
   size_t n;
-  int r = lbx_mounts_list(&m, &n);
+  int r = lbx_mounts_list(cli->root, &m, &n);
   if (r < 0)
     return lbx_error_errno(err, -r, "reading /proc/self/mountinfo"), 125;
   lbx_store *s = n ? lbx_cli_store(cli, err) : NULL;
@@ -164,7 +164,8 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   if (lbx_store_image_get(s, id, &row, NULL, NULL, err) < 0)
     return 125;
-  _cleanup_free_ char *fsname = d.box ? lbx_xasprintf("box:%s", box.id) : lbx_xstrdup(id);
+  _cleanup_free_ char *fsname =
+      d.box ? lbx_xasprintf("box:%s", box.id) : lbx_mount_source(cli->root, id);
   bool by_default = argc - first == 1;
   _cleanup_free_ char *dir =
       by_default ? default_mountpoint(d.box ? box.id : id, err) : realpath(argv[first + 1], NULL);
@@ -176,7 +177,7 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   /* mounted there already: say where, as `podman mount` does */
   lbx_mount_ent *m;
   size_t n;
-  if (lbx_mounts_list(&m, &n) == 0) {
+  if (lbx_mounts_list(cli->root, &m, &n) == 0) {
     /* a box is served by one daemon at a time: its mount, wherever it is */
     const char *at = NULL;
     for (size_t i = 0; i < n && !at; i++)
@@ -349,7 +350,7 @@ umount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error(err, EINVAL, "umount: name an image or a mount point, or use --all"), 125;
   lbx_mount_ent *m;
   size_t n;
-  int r = lbx_mounts_list(&m, &n);
+  int r = lbx_mounts_list(cli->root, &m, &n);
   if (r < 0)
     return lbx_error_errno(err, -r, "reading /proc/self/mountinfo"), 125;
   rc = 0;

@@ -1,6 +1,9 @@
 #include "mounts.h"
 #include "../store/util.h"
 
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo */
@@ -21,9 +24,32 @@ unescape(const char *s)
   return out;
 }
 
-int
-lbx_mounts_list(lbx_mount_ent **out, size_t *n)
+/* 64-bit FNV-1a of the store's real path, as 12 hex digits: not a secret,
+ * a name for the store in mount sources. */
+static void
+store_tag(const char *root, char tag[13])
 {
+  _cleanup_free_ char *real = realpath(root, NULL);
+  const char *p = real ? real : root;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (; *p; p++)
+    h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+  snprintf(tag, 13, "%012llx", (unsigned long long)(h & 0xffffffffffffull));
+}
+
+char *
+lbx_mount_source(const char *root, const char *id)
+{
+  char tag[13];
+  store_tag(root, tag);
+  return lbx_xasprintf("%s@%s", id, tag);
+}
+
+int
+lbx_mounts_list(const char *root, lbx_mount_ent **out, size_t *n)
+{
+  char tag[13];
+  store_tag(root, tag);
   *out = NULL;
   *n = 0;
   _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -43,8 +69,16 @@ lbx_mounts_list(lbx_mount_ent **out, size_t *n)
     char *source = fstype ? strtok_r(NULL, " \n", &save) : NULL;
     if (!fields[4] || !source || strcmp(fstype, "fuse.lazybox") != 0)
       continue;
+    char *src = unescape(source);
+    char *at = strncmp(src, "box:", 4) != 0 ? strchr(src, '@') : NULL;
+    if (at && strcmp(at + 1, tag) != 0) {
+      free(src); /* another store's */
+      continue;
+    }
+    if (at)
+      *at = '\0';
     *out = lbx_xrealloc(*out, (*n + 1) * sizeof **out);
-    (*out)[(*n)++] = (lbx_mount_ent){unescape(fields[4]), unescape(source)};
+    (*out)[(*n)++] = (lbx_mount_ent){unescape(fields[4]), src};
   }
   return 0;
 }

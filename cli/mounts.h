@@ -1,5 +1,8 @@
 /* The lazybox mounts this mount namespace has, read from
- * /proc/self/mountinfo (fstype fuse.lazybox, source = the image ID). */
+ * /proc/self/mountinfo (fstype fuse.lazybox). The source names what is
+ * served: "box:<box ID>" (random, so one store's), or "<image ID>@<tag>",
+ * the tag naming the store, so that a store's commands never count (nor
+ * reuse) another store's mount of the same image. */
 #ifndef LBX_MOUNTS_H
 #define LBX_MOUNTS_H
 
@@ -10,8 +13,10 @@ typedef struct lbx_mount_ent {
   char *image; /* full hex ID */
 } lbx_mount_ent;
 
-/* -errno on failure. */
-int lbx_mounts_list(lbx_mount_ent **out, size_t *n);
+/* The mounts of the store at root (image IDs without their tag); -errno. */
+int lbx_mounts_list(const char *root, lbx_mount_ent **out, size_t *n);
+/* The source of a mount of image id from the store at root. */
+char *lbx_mount_source(const char *root, const char *id);
 void lbx_mounts_free(lbx_mount_ent *v, size_t n);
 /* The directory default mounts go under (made on demand). */
 char *lbx_mounts_base(void);

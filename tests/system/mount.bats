@@ -132,3 +132,21 @@ mount_ok() {
 	mount_ok "$FIXTURE_NAME"
 	[ -x "$dir/bin/busybox" ]
 }
+
+@test "another store's mount of the same image holds nothing in this store" {
+	lbx load -q -i "$LBX_FIXTURE_OCI"
+	local other="$BATS_TEST_TMPDIR/other-root"
+	"$LAZYBOX" --root "$other" load -q -i "$LBX_FIXTURE_OCI"
+	mkdir "$BATS_TEST_TMPDIR/mnt"
+	run --separate-stderr "$LAZYBOX" --root "$other" mount "$FIXTURE_NAME" "$BATS_TEST_TMPDIR/mnt"
+	assert_success
+	echo "$BATS_TEST_TMPDIR/mnt" >>"$MOUNTS"
+	run lbx mount
+	[[ "$output" != *"$BATS_TEST_TMPDIR/mnt"* ]] || fail "this store lists the other's mount: $output"
+	run --separate-stderr lbx rmi "$FIXTURE_NAME"
+	assert_success
+	[ -x "$BATS_TEST_TMPDIR/mnt/bin/busybox" ] || fail "the other store's mount broke"
+	run --separate-stderr "$LAZYBOX" --root "$other" rmi "$FIXTURE_NAME"
+	assert_one_line_error mounted
+	"$LAZYBOX" --root "$other" umount "$BATS_TEST_TMPDIR/mnt"
+}
