@@ -590,7 +590,11 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
                        i),
              125;
   }
+  /* --hostname, else the image's (Docker's config carries one), else the
+   * short ID */
   const char *hostname = json_string_value(json_object_get(p.box, "Hostname"));
+  if (!hostname || !*hostname)
+    hostname = json_string_value(json_object_get(p.image, "Hostname"));
   char short_id[13];
   snprintf(short_id, sizeof short_id, "%.12s", box->id);
   bool tty = json_is_true(json_object_get(p.box, "Tty"));

@@ -266,6 +266,8 @@ def make_config(layers, args):
         cfg["WorkingDir"] = args.workdir
     if args.user:
         cfg["User"] = args.user
+    if args.hostname:  # Docker's image config carries one; OCI's does not
+        cfg["Hostname"] = args.hostname
     history = [{"created": args.created, "created_by": f"mkimage.py layer {i}"}
                for i in range(len(layers))]
     return {
@@ -425,6 +427,7 @@ def main(argv=None):
         sp.add_argument("--env", action="append", help="K=V (repeatable)")
         sp.add_argument("--workdir")
         sp.add_argument("--user")
+        sp.add_argument("--hostname")
         sp.add_argument("--created", default=DEFAULT_CREATED)
         sp.add_argument("--arch", default="amd64")
         sp.add_argument("--os", default="linux")

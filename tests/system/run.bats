@@ -77,6 +77,14 @@ teardown() {
 	assert_line sys-ro
 	run lbx run --rm --hostname h1 bb hostname
 	[ "$output" = h1 ] || fail "--hostname: $output"
+	# an image config's Hostname (Docker's) is the default; --hostname wins
+	python3 "$LBX_SYSTEM_DIR/mkimage.py" oci "$BATS_TEST_TMPDIR/hn" --ref hn:1 \
+		--layer "$LBX_RUN_TAR" --compress none --env PATH=/bin --hostname from-image >/dev/null
+	lbx load -q -i "$BATS_TEST_TMPDIR/hn" >/dev/null
+	run lbx run --rm hn:1 hostname
+	[ "$output" = from-image ] || fail "the image's Hostname: $output"
+	run lbx run --rm --hostname h2 hn:1 hostname
+	[ "$output" = h2 ] || fail "--hostname over the image's: $output"
 }
 
 @test "run: errors: no such command 127, not executable 126, unknown image 125, each one line" {
