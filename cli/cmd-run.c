@@ -1090,7 +1090,8 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   "      --env-file FILE        variables from FILE, KEY=VALUE per line\n"                         \
   "      --entrypoint CMD       run CMD instead of the image's entrypoint (its\n"                  \
   "                             Cmd is then dropped unless a command is given)\n"                  \
-  "      --hostname NAME        the box's hostname (default: its short ID)\n"                      \
+  "      --hostname NAME        the box's hostname (default: the image's, else\n"                  \
+  "                             its short ID)\n"                                                   \
   "  -i, --interactive          keep the caller's stdin open to the box\n"                         \
   "      --init                 pid 1 is a small init that runs the command,\n"                    \
   "                             forwards signals to it and reaps orphans\n"                        \
