@@ -235,11 +235,15 @@ make_dev(bool single_id, const int nodes[], lbx_fail *f)
     if (attach(nodes[i], path, false, f) < 0)
       return -1;
   }
-  /* gid 5 (tty) exists only when the box has more than the caller's id */
+  /* gid 5 (tty) exists only when the box has more than the caller's id,
+   * and not for a "root" that is itself in a user namespace with one id
+   * (unshare -r): devpts refuses an unmapped gid with EINVAL */
+  const unsigned long pts_flags = MS_NOSUID | MS_NOEXEC;
   if (mkdir("/dev/pts", 0755) < 0 ||
-      mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-            single_id ? "newinstance,ptmxmode=0666,mode=620"
-                      : "newinstance,ptmxmode=0666,mode=620,gid=5") < 0)
+      ((single_id || mount("devpts", "/dev/pts", "devpts", pts_flags,
+                           "newinstance,ptmxmode=0666,mode=620,gid=5") < 0) &&
+       ((!single_id && errno != EINVAL) || mount("devpts", "/dev/pts", "devpts", pts_flags,
+                                                 "newinstance,ptmxmode=0666,mode=620") < 0)))
     return lbx_failf(f, 125, "mounting the box's /dev/pts: %s", strerror(errno));
   if (mkdir("/dev/shm", 01777) < 0 ||
       mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") <
