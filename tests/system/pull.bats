@@ -6,76 +6,7 @@
 bats_require_minimum_version 1.5.0
 load helpers
 
-# --- registries -----------------------------------------------------------------
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_port PORT: until something listens on 127.0.0.1:PORT (10 s at most)
-wait_port() {
-	local i
-	for i in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# start_registry DIR [EXTRA_YAML]: docker-registry with its storage in DIR;
-# DIR/port and DIR/pid are written. The config is kept, so
-# restart_registry brings it back on the same port.
-start_registry() {
-	local dir="$1" extra="${2:-}" port i
-	mkdir -p "$dir/storage"
-	for i in 1 2 3; do
-		port="$(free_port)"
-		cat >"$dir/config.yml" <<-EOF
-			version: 0.1
-			log:
-			  level: warn
-			  accesslog:
-			    disabled: true
-			storage:
-			  filesystem:
-			    rootdirectory: $dir/storage
-			http:
-			  addr: 127.0.0.1:$port
-			$extra
-		EOF
-		echo "$port" >"$dir/port"
-		restart_registry "$dir" && return 0
-		stop_registry "$dir"
-	done
-	return 1
-}
-
-restart_registry() {
-	local dir="$1"
-	docker-registry serve "$dir/config.yml" >>"$dir/log" 2>&1 3>&- &
-	echo "$!" >"$dir/pid"
-	wait_port "$(cat "$dir/port")"
-}
-
-stop_registry() {
-	local dir="$1" pid
-	[ -f "$dir/pid" ] || return 0
-	pid="$(cat "$dir/pid")"
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	rm -f "$dir/pid"
-	return 0
-}
-
-# push OCIDIR:REF DEST [skopeo args...]
-push() {
-	local src="$1" dest="$2"
-	shift 2
-	skopeo --insecure-policy copy -q --dest-tls-verify=false "$@" "oci:$src" "docker://$dest" >&2
-}
+# --- registries (free_port, start_registry, push...: helpers.bash) -------------
 
 # make_multi OUT AMD64_OCI ARM64_OCI: one OCI layout whose ref "multi" is an
 # index of the two images (linux/amd64, linux/arm64 without a variant)
