@@ -517,3 +517,38 @@ teardown() {
 	grep -q '^rc=5$' "$out.clean" || fail "exit code through the pty: $(cat "$out.clean")"
 	[ -n "$before" ] && [ "$before" = "$after" ] || fail "terminal not restored: before $before after $after"
 }
+
+@test "isolation: a box sees neither the store, nor another box's files or processes; dirs are 0700" {
+	lbx run -d --name other bb sh -c 'echo secret-of-other > /mine; sleep 1000' >/dev/null
+	for _ in $(seq 50); do lbx exec other test -e /mine && break; sleep 0.1; done
+	local opid
+	opid="$(lbx inspect other | jq -r '.[0].State.Pid')"
+	run lbx run --rm bb sh -c "
+		ls -d '$LAZYBOX_ROOT' 2>/dev/null && echo store-visible
+		cat /mine 2>/dev/null; grep -rl secret-of-other / --exclude-dir=proc --exclude-dir=sys 2>/dev/null | head -n 3
+		ls /proc | grep -c '^[0-9]'
+		cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep\$'; true"
+	assert_success
+	[[ "$output" != *store-visible* ]] || fail "the store is visible in a box: $output"
+	[[ "$output" != *secret-of-other* && "$output" != */mine* ]] || fail "another box's file is visible: $output"
+	local nprocs="${lines[-2]}"
+	[ "$nprocs" -le 4 ] || fail "a box sees $nprocs processes: $output"
+	[ "${lines[-1]}" = 0 ] || fail "a box sees the other box's sleep: $output"
+	[ -e "/proc/$opid" ] || fail "the other box stopped"
+	# the store and every box dir are the owner's alone
+	local d mode
+	for d in "$LAZYBOX_ROOT" "$LAZYBOX_ROOT/boxes" "$LAZYBOX_ROOT/boxes/$(lbx inspect other | jq -r '.[0].Id')" "$LAZYBOX_ROOT/blobs"; do
+		mode="$(stat -c %a "$d")"
+		[ "$mode" = 700 ] || fail "$d is mode $mode"
+	done
+	# another user cannot enter them, nor see into an image mount of ours
+	if [ "$(id -u)" = 0 ] && command -v runuser >/dev/null; then
+		! runuser -u nobody -- ls "$LAZYBOX_ROOT/boxes" >/dev/null 2>&1 || fail "nobody lists the boxes"
+		local m="$BATS_TEST_TMPDIR/m"
+		mkdir -p "$m" && chmod 0755 "$BATS_TEST_TMPDIR" "$m"
+		lbx mount bb "$m" >/dev/null
+		[ -x "$m/bin/busybox" ] || fail "the mount does not work for its owner"
+		! runuser -u nobody -- ls "$m/bin" >/dev/null 2>&1 || { lbx umount "$m"; fail "another user reads our image mount"; }
+		lbx umount "$m"
+	fi
+}
