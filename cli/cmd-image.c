@@ -492,7 +492,7 @@ remove_image(lbx_store *s, const char *id, char **names, bool force, lbx_err **e
       return -1;
     printf("Untagged: %s\n", *p);
   }
-  if (lbx_store_image_delete(s, id, force, err) < 0)
+  if (lbx_store_image_delete(s, id, err) < 0)
     return -1;
   printf("Deleted: %s\n", id);
   return 0;

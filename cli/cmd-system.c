@@ -116,7 +116,7 @@ prune_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     for (char **p = rows[i].names; *p && rc == 0; p++)
       if (lbx_store_untag(s, *p, err) < 0)
         rc = 125;
-    if (rc == 0 && lbx_store_image_delete(s, rows[i].id, false, err) < 0)
+    if (rc == 0 && lbx_store_image_delete(s, rows[i].id, err) < 0)
       rc = 125;
     if (rc == 0) {
       if (!header)

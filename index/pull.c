@@ -470,7 +470,10 @@ pull_one(struct pull_ctx *c, char id[LBX_DIGEST_HEX], lbx_err **err)
   if (fetch_manifest(c, ref->digest ? ref->digest : ref->tag, ref->digest, &body, &len, &m, &type,
                      err) < 0)
     return -1;
+  char list_digest[LBX_DIGEST_STR] = "";
   if (is_list(type)) {
+    /* recorded with the image: name@<this digest> then finds it here */
+    sha256_str(body, len, list_digest);
     json_t *list = json_object_get(m, "manifests");
     _cleanup_free_ char *os = NULL, *arch = NULL, *variant = NULL;
     if (c->o->platform) {
@@ -524,6 +527,8 @@ pull_one(struct pull_ctx *c, char id[LBX_DIGEST_HEX], lbx_err **err)
   if (lbx_store_lock(c->s, false, err) < 0)
     return -1;
   int rc = pull_layers(c, layers, diff_ids, cfg_digest, config, config_len, body, len, id, err);
+  if (rc == 0 && *list_digest)
+    rc = lbx_store_image_add_digest(c->s, id, list_digest, err);
   lbx_store_unlock(c->s);
   return rc;
 }

@@ -69,6 +69,8 @@ static const struct {
 } ref_checks[] = {
     {"SELECT 'name ' || name FROM names WHERE image NOT IN (SELECT id FROM images)",
      "names an image that is not in the store"},
+    {"SELECT 'digest ' || digest FROM image_digests WHERE image NOT IN (SELECT id FROM images)",
+     "names an image that is not in the store"},
     {"SELECT 'image ' || id FROM images WHERE chain NOT IN (SELECT id FROM chains)",
      "its merged tree (chain) is not in the store"},
     {"SELECT DISTINCT 'image ' || image FROM image_layers "

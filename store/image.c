@@ -106,6 +106,24 @@ layer_row(lbx_store *s, const char *diff_id)
 }
 
 static int
+add_digest(lbx_store *s, const char *digest, const char *id)
+{
+  sqlite3_stmt *st = lbx_stmt(s, ST_INSERT_IMAGE_DIGEST);
+  if (!st)
+    return -1;
+  sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+  return step_done(st);
+}
+
+int
+lbx_store_image_add_digest(lbx_store *s, const char *id, const char *digest, lbx_err **err)
+{
+  LBX_LOCKED(s);
+  return add_digest(s, digest, id) < 0 ? lbx_sql_error(s, err, "adding an image digest") : 0;
+}
+
+static int
 image_commit_locked(lbx_store *s, const lbx_image_info *info, lbx_chain_build_fn build,
                     void *build_ctx, const char *const *names, size_t nnames, lbx_err **err)
 {
@@ -179,6 +197,8 @@ image_commit_locked(lbx_store *s, const lbx_image_info *info, lbx_chain_build_fn
   bind_opt_text(st, 8, info->digest);
   if (step_done(st) < 0)
     return lbx_sql_error(s, err, "adding the image");
+  if (info->digest && add_digest(s, info->digest, info->id) < 0)
+    return lbx_sql_error(s, err, "adding the image's digest");
 
   st = lbx_stmt(s, ST_DELETE_IMAGE_LAYERS);
   if (!st)
@@ -513,12 +533,13 @@ lbx_store_image_users(lbx_store *s, const char *id, char **first)
 }
 
 int
-lbx_store_image_delete(lbx_store *s, const char *id, bool force, lbx_err **err)
+lbx_store_image_delete(lbx_store *s, const char *id, lbx_err **err)
 {
   LBX_LOCKED(s);
+  /* the CLI removes an image's boxes (their dirs with their rows) first */
   static const char *const sql[] = {
-      "DELETE FROM boxes WHERE image = ?1 AND ?2",
       "DELETE FROM names WHERE image = ?1",
+      "DELETE FROM image_digests WHERE image = ?1",
       "DELETE FROM image_layers WHERE image = ?1",
       "DELETE FROM images WHERE id = ?1",
   };
@@ -527,8 +548,7 @@ lbx_store_image_delete(lbx_store *s, const char *id, bool force, lbx_err **err)
   for (size_t i = 0; i < LBX_ARRAY_SIZE(sql); i++) {
     _cleanup_finalize_ sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK ||
-        (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC), sqlite3_bind_int(st, 2, force),
-         sqlite3_step(st)) != SQLITE_DONE) {
+        (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC), sqlite3_step(st)) != SQLITE_DONE) {
       lbx_sql_error(s, err, "removing the image");
       sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
       return -1;

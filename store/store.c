@@ -115,6 +115,16 @@ static const char *const migrations[] = {
     "ALTER TABLE boxes ADD COLUMN started INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE boxes ADD COLUMN finished INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE boxes ADD COLUMN exit_code INTEGER NOT NULL DEFAULT 0;",
+    /* 4: every digest an image was pulled or loaded by: its manifests' and
+     * the manifest lists' that led to it, so name@digest finds it without
+     * the registry (images.digest keeps only the last manifest's) */
+    "CREATE TABLE image_digests("
+    "  digest TEXT NOT NULL,"
+    "  image TEXT NOT NULL,"
+    "  PRIMARY KEY(digest, image)) WITHOUT ROWID;"
+    "CREATE INDEX image_digests_image ON image_digests(image);"
+    "INSERT OR IGNORE INTO image_digests(digest, image) "
+    "  SELECT digest, id FROM images WHERE digest IS NOT NULL;",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -142,7 +152,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_INSERT_DIRENT] = "INSERT INTO dirents(chain, parent, name, ino) VALUES(?1, ?2, ?3, ?4)",
     [ST_INSERT_IMAGE] = "INSERT OR REPLACE INTO images(id, chain, config, manifest, digest, "
                         "created, loaded, size) VALUES(?1, ?2, ?3, ?4, ?8, ?5, ?6, ?7)",
-    [ST_IMAGE_BY_DIGEST] = "SELECT id FROM images WHERE digest = ?1 LIMIT 1",
+    /* one list digest can lead to several images (platforms): the last
+     * one pulled */
+    [ST_IMAGE_BY_DIGEST] = "SELECT d.image FROM image_digests d JOIN images i ON i.id = d.image "
+                           "WHERE d.digest = ?1 ORDER BY i.loaded DESC LIMIT 1",
+    [ST_INSERT_IMAGE_DIGEST] = "INSERT OR IGNORE INTO image_digests(digest, image) VALUES(?1, ?2)",
     [ST_INSERT_IMAGE_LAYER] = "INSERT INTO image_layers(image, idx, layer, digest, media_type, "
                               "size) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_DELETE_IMAGE_LAYERS] = "DELETE FROM image_layers WHERE image = ?1",

@@ -164,9 +164,11 @@ int lbx_store_untag(lbx_store *s, const char *name, lbx_err **err);
 /* Number of boxes made from the image; *first (if non-NULL) gets the name
  * of one of them (caller frees), for messages. */
 int lbx_store_image_users(lbx_store *s, const char *id, char **first);
-/* Removes the image row (names, layer refs), and with force the rows of the
- * boxes made from it; the data goes at the next gc. */
-int lbx_store_image_delete(lbx_store *s, const char *id, bool force, lbx_err **err);
+/* Removes the image row (names, digests, layer refs); its boxes must be
+ * gone first; the data goes at the next gc. */
+int lbx_store_image_delete(lbx_store *s, const char *id, lbx_err **err);
+/* Records one more digest (a manifest list's) that names image id. */
+int lbx_store_image_add_digest(lbx_store *s, const char *id, const char *digest, lbx_err **err);
 
 /* ---- garbage collection and usage ---- */
 

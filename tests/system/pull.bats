@@ -168,6 +168,19 @@ store_is_empty() {
 	[ "$output" = "$amd" ] || fail "host pull gave $output, want $amd"
 	pull_ok --tls-verify=false --platform linux/arm64 "$REG/lbx/multi:v1"
 	[ "$output" = "$arm" ] || fail "arm64 pull gave $output, want $arm"
+	# by the list's digest: found in the store afterwards, without the registry
+	local list
+	list="$(skopeo inspect --raw --tls-verify=false "docker://$REG/lbx/multi:v1" | sha256sum | cut -d' ' -f1)"
+	pull_ok --tls-verify=false "$REG/lbx/multi@sha256:$list"
+	[ "$output" = "$amd" ] || fail "pull by list digest gave $output, want $amd"
+	stop_registry "$REG_DIR"
+	run lbx inspect --format json "$REG/lbx/multi@sha256:$list"
+	restart_registry "$REG_DIR"
+	assert_success
+	[ "$(jq -r '.[0].Id' <<<"$output")" = "$amd" ] || fail "name@list-digest: $output"
+	run --separate-stderr lbx create --pull never "$REG/lbx/multi@sha256:$list" true
+	assert_success
+	lbx rm "$output" >/dev/null
 	# a variant falls back to the entry that names none
 	pull_ok --tls-verify=false --platform linux/aarch64/v8 "$REG/lbx/multi:v1"
 	[ "$output" = "$arm" ]

@@ -223,7 +223,7 @@ main(void)
   tap_is_int(lbx_store_has_layer(s, DIFF2), 0, "gc dropped the layer no image uses");
 
   /* deleting the image frees everything */
-  tap_ok(lbx_store_image_delete(s, info.id, false, &err) == 0, "image deleted");
+  tap_ok(lbx_store_image_delete(s, info.id, &err) == 0, "image deleted");
   tap_ok(lbx_store_gc(s, &gs, &err) == 0, "gc runs again");
   lbx_store_df(s, &df, &err);
   tap_is_int(df.blobs, 0, "no blobs left");
