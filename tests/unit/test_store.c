@@ -166,6 +166,9 @@ main(void)
   lbx_image_info info = {.id = "aaaabbbbccccddddeeeeffff0000111122223333444455556666777788889999",
                          .config = cfg,
                          .config_len = strlen(cfg),
+                         .digest =
+                             "sha256:"
+                             "1212121212121212121212121212121212121212121212121212121212121212",
                          .chain_id = DIFF,
                          .nlayers = 1,
                          .layers = layers};
@@ -222,8 +225,30 @@ main(void)
   tap_is_int(lbx_store_has_layer(s, DIFF), 1, "gc kept the layer an image uses");
   tap_is_int(lbx_store_has_layer(s, DIFF2), 0, "gc dropped the layer no image uses");
 
+  /* digests: the manifest's, one more added (a list's), both kept over a
+   * schema-3 store's migration (which had only images.digest) */
+  const char *LIST = "sha256:3434343434343434343434343434343434343434343434343434343434343434";
+  tap_ok(lbx_store_image_add_digest(s, info.id, LIST, &err) == 0, "a list digest is added");
+  tap_ok(lbx_store_image_by_digest(s, LIST, id) == 1 && strcmp(id, info.id) == 0,
+         "the list digest finds the image");
+  lbx_store_close(s);
+  {
+    char dbp[256];
+    snprintf(dbp, sizeof dbp, "%s/store.db", root);
+    sqlite3 *old;
+    sqlite3_open(dbp, &old);
+    tap_ok(sqlite3_exec(old, "DROP TABLE image_digests; PRAGMA user_version = 3", NULL, NULL,
+                        NULL) == SQLITE_OK,
+           "store set back to schema 3");
+    sqlite3_close(old);
+  }
+  tap_ok(lbx_store_open(root, 0, &s, &err) == 0, "a schema-3 store opens (migrated)");
+  tap_ok(lbx_store_image_by_digest(s, info.digest, id) == 1 && strcmp(id, info.id) == 0,
+         "the manifest digest still finds the image after the migration");
+
   /* deleting the image frees everything */
   tap_ok(lbx_store_image_delete(s, info.id, &err) == 0, "image deleted");
+  tap_is_int(lbx_store_image_by_digest(s, info.digest, id), 0, "its digests went with it");
   tap_ok(lbx_store_gc(s, &gs, &err) == 0, "gc runs again");
   lbx_store_df(s, &df, &err);
   tap_is_int(df.blobs, 0, "no blobs left");
