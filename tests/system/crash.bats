@@ -212,6 +212,45 @@ not_mounted() {
 	done
 }
 
+@test "Ctrl-C (SIGINT) in the middle of a pull: it stops, the store holds only garbage, the next pull succeeds" {
+	require_registry
+	local want t0 t1
+	want="$(oci_config_digest "$BATS_FILE_TMPDIR/crash-oci" | cut -d: -f2)"
+	t0="$(now_ms)"
+	"$LAZYBOX" --root "$BATS_TEST_TMPDIR/timing" pull -q --tls-verify=false "$REG/$CRASH_REF" >/dev/null
+	t1="$(now_ms)"
+	# bash starts background jobs with SIGINT ignored: a wrapper puts the
+	# default action back, as a terminal's foreground job has it
+	local delay=$(((t1 - t0) / 2)) rc=0 try
+	for try in 1 2 3 4; do
+		python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
+			"$LAZYBOX" --root "$LAZYBOX_ROOT" pull --tls-verify=false "$REG/$CRASH_REF" \
+			>"$BATS_TEST_TMPDIR/int.out" 2>"$BATS_TEST_TMPDIR/int.err" 3>&- &
+		local pid=$!
+		echo "$pid" >>"$PIDS"
+		# the wrapper has exec'd lazybox: the pull starts now
+		for _ in $(seq 500); do [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = lazybox ] && break; sleep 0.01; done
+		sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+		kill -INT "$pid" 2>/dev/null || true
+		rc=0
+		wait "$pid" 2>/dev/null || rc=$?
+		[ "$rc" -eq 0 ] || break
+		# it finished first: sooner next time, into an empty store again
+		echo "# the pull ended before ^C at ${delay} ms; again sooner" >&3
+		delay=$((delay / 2))
+		chmod -R u+rwX "$LAZYBOX_ROOT" && rm -rf "${LAZYBOX_ROOT:?}"
+	done
+	[ "$rc" -eq 130 ] || fail "the pull was not ended by ^C (exit $rc):" "$(cat "$BATS_TEST_TMPDIR/int.err")"
+	run --separate-stderr lbx system check --verify --format json
+	[ "$status" -le 1 ] || fail "check could not run: $status $stderr"
+	only_garbage "$output"
+	run --separate-stderr lbx pull -q --tls-verify=false "$REG/$CRASH_REF"
+	assert_success
+	[ "$output" = "$want" ] || fail "the pull after ^C gave $output"
+	run --separate-stderr lbx system check --repair
+	assert_success
+}
+
 # --- 2. SIGKILL of a box's supervisor -------------------------------------------
 
 @test "supervisor killed while its box fsyncs records: exited, every fsynced record kept, starts again" {
