@@ -374,6 +374,13 @@ umount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     }
     if (done)
       continue;
+    /* a path, not a name: say so rather than parse it as an image */
+    if (argv[a][0] == '/' || argv[a][0] == '.') {
+      lbx_error(err, EINVAL, "umount: %s is not a lazybox mount%s", argv[a],
+                real ? "" : " (no such directory)");
+      rc = 125;
+      break;
+    }
     lbx_store *s = lbx_cli_store(cli, err);
     char id[LBX_DIGEST_HEX + 4];
     lbx_box_row box = {0};

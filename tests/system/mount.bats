@@ -117,6 +117,9 @@ mount_ok() {
 	assert_success
 	run --separate-stderr lbx umount "$FIXTURE_NAME"
 	assert_one_line_error "not mounted"
+	# a directory that is no mount: said so, not parsed as an image name
+	run --separate-stderr lbx umount "$BATS_TEST_TMPDIR"
+	assert_one_line_error "$BATS_TEST_TMPDIR" "not a lazybox mount"
 }
 
 @test "a killed mount daemon: umount cleans up, mount works again" {
