@@ -26,8 +26,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#define MAX_SIZE (1u << 20) /* files stay below 1 MiB: holes, but quick checks */
-#define MAX_DEPTH 5         /* path components below DIR */
+#define MAX_SIZE (256u << 10) /* files stay small: holes, but quick checks */
+#define MAX_DEPTH 5           /* path components below DIR */
 #define LOG_TAIL 24
 #define HELD 2 /* files kept open across steps (and renames and unlinks) */
 
@@ -103,8 +103,7 @@ rnd(size_t below)
 
 /* ---- the log, and failing ---- */
 
-static void __attribute__((format(printf, 1, 2)))
-logop(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) logop(const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
@@ -119,8 +118,7 @@ logop(const char *fmt, ...)
   free(s);
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-die(const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
 {
   fprintf(stderr, "lbx-fsstress: FAIL seed %" PRIu64 " step %lu in %s\n", seed, step, rootpath);
   fprintf(stderr, "last operations:\n");
@@ -347,8 +345,8 @@ lines_free(struct lines *l)
 }
 
 static void
-add_line(struct lines *l, const char *path, char *text, const void *key, unsigned nlink,
-         dev_t dev, ino_t ino)
+add_line(struct lines *l, const char *path, char *text, const void *key, unsigned nlink, dev_t dev,
+         ino_t ino)
 {
   l->v = lbx_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
   l->v[l->n++] = (struct line){lbx_xstrdup(path), text, key, nlink, dev, ino};
@@ -420,7 +418,8 @@ read_all(const char *path, unsigned char **data, size_t *size)
   _cleanup_close_ int fd = openat(rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return -errno;
-  size_t cap = 65536, len = 0;
+  struct stat st;
+  size_t cap = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, len = 0;
   unsigned char *buf = lbx_xmalloc(cap);
   for (;;) {
     if (len == cap)
@@ -528,8 +527,7 @@ diff_lines(const struct lines *want, const struct lines *got)
     if (c > 0)
       return lbx_xasprintf("unexpected: %s %s", got->v[j].path, got->v[j].text);
     if (strcmp(want->v[i].text, got->v[j].text) != 0)
-      return lbx_xasprintf("%s: want %s, got %s", want->v[i].path, want->v[i].text,
-                           got->v[j].text);
+      return lbx_xasprintf("%s: want %s, got %s", want->v[i].path, want->v[i].text, got->v[j].text);
     i++;
     j++;
   }
@@ -562,9 +560,8 @@ check_path(const char *path)
   } else {
     if (r)
       die("%s: want one, got %s", path, strerror(r));
-    _cleanup_free_ char *want =
-        describe(m->type, m->size, m->nlink, m->type == T_REG ? fnv(m->data, m->size) : 0,
-                 m->target);
+    _cleanup_free_ char *want = describe(m->type, m->size, m->nlink,
+                                         m->type == T_REG ? fnv(m->data, m->size) : 0, m->target);
     _cleanup_free_ char *got = real_line(path, &st);
     if (strcmp(want, got) != 0)
       die("%s: want %s, got %s", path, want, got);
@@ -724,8 +721,8 @@ static void
 pick_range(size_t size, size_t *off, size_t *len)
 {
   size_t k = rnd(10);
-  *len = 1 + (k < 5 ? rnd(512) : rnd(65536));
-  *off = k < 6 ? rnd(size + 1) : k < 9 ? size + rnd(65536) : rnd(MAX_SIZE);
+  *len = 1 + (k < 5 ? rnd(512) : rnd(16384));
+  *off = k < 6 ? rnd(size + 1) : k < 9 ? size + rnd(16384) : rnd(MAX_SIZE);
   if (*off + *len > MAX_SIZE)
     *off = MAX_SIZE - *len;
 }
@@ -760,7 +757,7 @@ op_truncate(void)
   _cleanup_free_ char *p = pick_existing(T_REG);
   struct mnode *m = m_lookup(p);
   size_t size = m && m->type == T_REG ? m->size : 0, k = rnd(4);
-  size = k == 0 ? 0 : k == 1 ? rnd(size + 1) : k == 2 ? size + rnd(65536) : rnd(MAX_SIZE);
+  size = k == 0 ? 0 : k == 1 ? rnd(size + 1) : k == 2 ? size + rnd(16384) : rnd(MAX_SIZE);
   if (size > MAX_SIZE)
     size = MAX_SIZE;
   bool by_fd = rnd(2);
@@ -1071,7 +1068,7 @@ op_held(void)
     ssize_t r;
     while ((r = pread(held[i].fd, buf + got, m->size + 1 - got, (off_t)got)) > 0)
       got += (size_t)r;
-    if (r < 0 || got != m->size || memcmp(buf, m->data, got) != 0)
+    if (r < 0 || got != m->size || (got && memcmp(buf, m->data, got) != 0))
       die("held %s: read %zu bytes (%s), want %zu, %s", held[i].path, got,
           r < 0 ? strerror(errno) : "ok", m->size,
           got == m->size ? "contents differ" : "sizes differ");
