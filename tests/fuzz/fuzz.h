@@ -109,6 +109,6 @@ fuzz_drop_images(lbx_store *s)
   lbx_err *err = NULL;
   FUZZ_CHECK(lbx_store_images(s, &rows, &n, &err) == 0);
   for (size_t i = 0; i < n; i++)
-    FUZZ_CHECK(lbx_store_image_delete(s, rows[i].id, true, &err) == 0);
+    FUZZ_CHECK(lbx_store_image_delete(s, rows[i].id, &err) == 0);
   lbx_image_rows_free(rows, n);
 }
