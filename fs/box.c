@@ -870,6 +870,13 @@ box_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newna
   if (linkat(sdfd, sname, dfd, newname, 0) < 0)
     return (void)fuse_reply_err(req, errno);
   clear_whiteout(dfd, newname, wh);
+  /* The new name is a node of its own, so no reply refreshes the source's
+   * attributes, and those of a name that was lower when first looked up
+   * are cached for a day (copied up since, by this link or an earlier
+   * open): stat showed it with one link (lbx-fsstress seeds 1005, 1008).
+   * Told before the reply, so a stat right after link(2) returns asks
+   * again; the kernel takes no inode lock for attributes alone. */
+  fuse_lowlevel_notify_inval_inode(b->se, ino, -1, 0);
   reply_new(req, b, np, newname, NULL);
 }
 
