@@ -19,7 +19,8 @@ need() {
 
 build_release() {
 	[ -f build-bench/meson-private/coredata.dat ] || meson setup build-bench --buildtype=release >/dev/null
-	ninja -C build-bench >/dev/null
+	# what the benches run, not the test tools
+	ninja -C build-bench cli/lazybox bench/inflate-hash >/dev/null
 	LBX="$SRC/build-bench/cli/lazybox"
 }
 
@@ -121,6 +122,22 @@ podman_cleanup() {
 	[ -n "${PM:-}" ] || return 0
 	$PM rm -af -t 0 >/dev/null 2>&1 || true
 	$PM system reset -f >/dev/null 2>&1 || true
+}
+
+# many_files DIR: 50,000 small files in 500 directories under DIR/data
+# (the "50k small-file image" of the issues), made once per DIR.
+many_files() {
+	[ -f "$1/data/d499/f099" ] && return 0
+	python3 - "$1" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(500):
+    p = os.path.join(root, "data", "d%03d" % d)
+    os.makedirs(p, exist_ok=True)
+    for f in range(100):
+        with open(os.path.join(p, "f%03d" % f), "w") as fh:
+            fh.write("%d/%d\n" % (d, f))
+PY
 }
 
 # debian_layouts: the two Debian bookworm minbase OCI layouts of bench/index
