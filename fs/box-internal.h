@@ -143,6 +143,8 @@ int bx_write_override_fd(int fd, uint32_t uid, uint32_t gid, uint32_t mode);
 void bx_lower_stat(const lbx_node *n, struct stat *st);
 bool bx_whiteout_exists(int dirfd, const char *name);
 char *bx_path_locked(lbx_boxfs *b, struct bnode *n);
+void bx_work_name(lbx_boxfs *b, const char *what, char *buf, size_t size);
+void bx_remove_tree(int dirfd, const char *name, int depth);
 
 /* box.c: removing names, shared with renames */
 void bx_detach(lbx_boxfs *b, struct bnode *parent, const char *name);

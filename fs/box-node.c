@@ -423,6 +423,35 @@ copy_up_dir(lbx_boxfs *b, struct bnode *n, const lbx_node *ln)
   return 0;
 }
 
+/* A fresh name in the work dir ("copyup-7"). */
+void
+bx_work_name(lbx_boxfs *b, const char *what, char *buf, size_t size)
+{
+  pthread_mutex_lock(&b->mu);
+  snprintf(buf, size, "%s-%llu", what, (unsigned long long)++b->tmpseq);
+  pthread_mutex_unlock(&b->mu);
+}
+
+/* Removes dirfd/name and, for a directory, what it holds: work dir
+ * leftovers (a removed directory's whiteouts, a half-made one). Best
+ * effort; bounded in depth, since a removed directory held only markers. */
+void
+bx_remove_tree(int dirfd, const char *name, int depth)
+{
+  if (unlinkat(dirfd, name, 0) == 0 || (errno != EISDIR && errno != EPERM) || depth > 16)
+    return;
+  _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd2 = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  _cleanup_closedir_ DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
+  if (!d && fd2 >= 0)
+    close(fd2);
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+      bx_remove_tree(fd, de->d_name, depth + 1);
+  unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
 /* Copies a lower file into the work dir, then renames it into place: a
  * crash leaves either no upper file or a whole one. */
 static int
@@ -432,9 +461,7 @@ copy_up_file(lbx_boxfs *b, struct bnode *n, const lbx_node *ln)
   if (pfd < 0)
     return pfd;
   char tmp[64];
-  pthread_mutex_lock(&b->mu);
-  snprintf(tmp, sizeof tmp, "copyup-%llu", (unsigned long long)++b->tmpseq);
-  pthread_mutex_unlock(&b->mu);
+  bx_work_name(b, "copyup", tmp, sizeof tmp);
   int r = 0;
   if (ln->type == LBX_T_SYMLINK) {
     if (symlinkat(ln->link ? ln->link : "", b->workfd, tmp) < 0)

@@ -319,10 +319,15 @@ box_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
   if (dfd < 0)
     return (void)fuse_reply_err(req, -dfd);
   _cleanup_close_ int guard = dfd;
-  if (mkdirat(dfd, name, 0700) < 0)
+  /* Made whole in the work dir, owner and opaque marker included, then
+   * renamed into place: a crash never leaves a directory over a deleted
+   * lower one without its marker (its children would show again). */
+  char tmp[64];
+  bx_work_name(b, "mkdir", tmp, sizeof tmp);
+  if (mkdirat(b->workfd, tmp, 0700) < 0)
     return (void)fuse_reply_err(req, errno);
   const struct fuse_ctx *ctx = fuse_req_ctx(req);
-  _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  _cleanup_close_ int fd = openat(b->workfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   int r = fd < 0 ? -errno
                  : bx_write_override_fd(fd, bx_uid_in(b, ctx->uid), bx_gid_in(b, ctx->gid), mode);
   /* a lower directory of this name was deleted: its children stay hidden */
@@ -330,8 +335,10 @@ box_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     int m = openat(fd, WH_OPAQUE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     r = m < 0 ? -errno : (close(m), 0);
   }
+  if (r == 0 && renameat2(b->workfd, tmp, dfd, name, RENAME_NOREPLACE) < 0)
+    r = -errno;
   if (r < 0) {
-    unlinkat(dfd, name, AT_REMOVEDIR);
+    bx_remove_tree(b->workfd, tmp, 0);
     return (void)fuse_reply_err(req, -r);
   }
   clear_whiteout(dfd, name, wh);
@@ -799,19 +806,15 @@ bx_remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
   if (f.lower && (r = bx_make_whiteout(dfd, name)) < 0)
     return r;
   if (f.upper) {
-    if (dir) {
-      /* only whiteouts and the opaque marker can be left in it */
-      _cleanup_close_ int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub >= 0) {
-        int sub2 = dup(sub);
-        _cleanup_closedir_ DIR *dd = sub2 >= 0 ? fdopendir(sub2) : NULL;
-        struct dirent *de;
-        while (dd && (de = readdir(dd)))
-          if (bx_is_reserved(de->d_name))
-            unlinkat(sub, de->d_name, 0);
-      }
-    }
-    if (unlinkat(dfd, name, dir ? AT_REMOVEDIR : 0) < 0) {
+    /* A directory can still hold whiteouts and the opaque marker, which
+     * rmdir(2) would not remove, and removing them in place first let a
+     * failed rmdir bring lower children back: it goes out of the tree
+     * whole, into the work dir, and is emptied there (what is left there
+     * goes at the next mount). */
+    char tmp[64];
+    if (dir)
+      bx_work_name(b, "rmdir", tmp, sizeof tmp);
+    if ((dir ? renameat(dfd, name, b->workfd, tmp) : unlinkat(dfd, name, 0)) < 0) {
       r = -errno;
       if (f.lower) { /* the name stays: so does the lower one's hiding */
         _cleanup_free_ char *wh = lbx_xasprintf(WH_PREFIX "%s", name);
@@ -819,6 +822,8 @@ bx_remove_name(lbx_boxfs *b, struct bnode *parent, const char *name, bool dir)
       }
       return r;
     }
+    if (dir)
+      bx_remove_tree(b->workfd, tmp, 0);
   }
   bx_detach(b, parent, name);
   return 0;
@@ -1106,9 +1111,8 @@ lbx_boxfs_mount(const lbx_boxfs_opts *o, lbx_boxfs **out, lbx_err **err)
     _cleanup_closedir_ DIR *wd = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
     struct dirent *de;
     while (wd && (de = readdir(wd)))
-      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
-          unlinkat(b->workfd, de->d_name, 0) < 0 && errno == EISDIR)
-        unlinkat(b->workfd, de->d_name, AT_REMOVEDIR);
+      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+        bx_remove_tree(b->workfd, de->d_name, 0);
   }
   b->root->opaque = bx_is_opaque(b->upperfd, ".");
   b->map_root = o->map_root;

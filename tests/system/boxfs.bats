@@ -310,3 +310,64 @@ fsx_run() {
 	run ls -A "$B/work"
 	[ -z "$output" ] || fail "work dir not empty: $output"
 }
+
+@test "box mount: an rmdir that fails in the upper dir brings no lower child back" {
+	export B LBX_BOX_MOUNT FIXTURE_NAME
+	# usr/share/doc/pkg shows one lower name, NEW; once it is deleted the
+	# upper pkg holds only its whiteout. A hidden name rmdir(2) cannot
+	# remove (a directory named like a whiteout, planted on the host) makes
+	# the directory's removal fail in the upper dir: it must not have taken
+	# the whiteout with it (it did: rmdir said ENOTEMPTY and NEW was back).
+	run in_box 'cd "$B/mnt" || exit 9
+		rm usr/share/doc/pkg/NEW || exit 8
+		mkdir -p "$B/upper/usr/share/doc/pkg/.wh.zz/keep"
+		rmdir usr/share/doc/pkg; echo "rmdir=$?"
+		echo "NEW=$(cat usr/share/doc/pkg/NEW 2>&1 | grep -c "new after")"
+		echo "pkg=$(ls -A usr/share/doc/pkg 2>/dev/null | tr "\n" " ")"'
+	assert_success
+	assert_line "NEW=0"
+	assert_line "pkg="
+	run in_box 'cd "$B/mnt" && echo "NEW=$(cat usr/share/doc/pkg/NEW 2>&1 | grep -c "new after")"'
+	assert_line "NEW=0"
+	run ls -A "$B/work"
+	[ -z "$output" ] || fail "work dir not emptied at mount: $output"
+}
+
+# Prints "create" or "moved_to": how NAME first arrived in DIR (inotify),
+# after touching READY. python3 -c "$ARRIVAL_PY" DIR NAME READY
+ARRIVAL_PY='import ctypes, os, struct, sys
+l = ctypes.CDLL(None, use_errno=True)
+fd = l.inotify_init1(0)
+l.inotify_add_watch(fd, os.fsencode(sys.argv[1]), 0x100 | 0x80)
+open(sys.argv[3], "w").close()
+while True:
+    buf, at = os.read(fd, 65536), 0
+    while at < len(buf):
+        wd, mask, cookie, n = struct.unpack_from("iIII", buf, at)
+        name = buf[at + 16:at + 16 + n].rstrip(b"\0").decode()
+        at += 16 + n
+        if name == sys.argv[2]:
+            print("moved_to" if mask & 0x80 else "create")
+            sys.exit(0)'
+
+@test "box mount: a directory made over a deleted lower one arrives in the upper dir whole (opaque) by a rename" {
+	export B LBX_BOX_MOUNT FIXTURE_NAME ARRIVAL_PY
+	# mkdir then the opaque marker left a moment (a crash) where the new
+	# directory showed the deleted one's children; made in the work dir
+	# and renamed into place, it never exists there without its marker
+	run in_box 'cd "$B/mnt" || exit 9
+		rm -r usr/share/doc || exit 8
+		python3 -c "$ARRIVAL_PY" "$B/upper/usr/share" doc "$B/ready" >"$B/arrival" &
+		while [ ! -e "$B/ready" ]; do sleep 0.01; done
+		mkdir usr/share/doc; echo "mkdir=$?"
+		wait
+		echo "arrival=$(cat "$B/arrival")"
+		echo "doc=$(ls -A usr/share/doc | wc -l)"'
+	assert_success
+	assert_line "mkdir=0"
+	assert_line "arrival=moved_to"
+	assert_line "doc=0"
+	[ -f "$B/upper/usr/share/doc/.wh..wh..opq" ] || fail "not opaque"
+	run ls -A "$B/work"
+	[ -z "$output" ] || fail "work dir not empty: $output"
+}
