@@ -269,7 +269,7 @@ except OSError as e:
 FSX_RUNS='etc 1005 2
 usr/share/doc 3 4
 opt 5'
-FSX_OPS=1500
+FSX_OPS=1200
 
 # fsx_run ROOT: the runs under ROOT; each DIR's final model goes to
 # $B/fsx-<DIR with / as _>.dump, the control's to ...-ctl.dump
