@@ -5,7 +5,9 @@
 
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
 /* Contents up to this size are hashed in memory before anything is written,
@@ -99,6 +101,18 @@ store_content(struct layer_ctx *c, const lbx_tar_entry *te, uint8_t digest[LBX_D
   _cleanup_close_ int fd = lbx_layer_tx_tmpfile(c->tx, &tmp);
   if (fd < 0)
     return lbx_error_errno(err, -fd, "store %s: creating a tmp file", lbx_store_root(c->s));
+  /* A size the header declares (up to 2^63 in base-256) is refused before
+   * a byte is written when the store cannot hold it: a gzip bomb that
+   * inflates to such a file would otherwise fill the disk before failing. */
+  struct statvfs vfs;
+  if (fstatvfs(fd, &vfs) == 0 && vfs.f_frsize > 0 &&
+      te->size / vfs.f_frsize >= (uint64_t)vfs.f_bavail) {
+    unlink(tmp);
+    return lbx_error(err, ENOSPC,
+                     "%s: \"%s\": its %llu bytes do not fit in the %llu bytes free in %s", c->name,
+                     te->path, (unsigned long long)te->size,
+                     (unsigned long long)vfs.f_bavail * vfs.f_frsize, lbx_store_root(c->s));
+  }
   uint64_t left = te->size;
   while (left > 0) {
     ssize_t n =
@@ -122,6 +136,23 @@ store_content(struct layer_ctx *c, const lbx_tar_entry *te, uint8_t digest[LBX_D
   return 0;
 }
 
+/* Linux names are at most NAME_MAX bytes: a longer one could be indexed but
+ * never looked up (the kernel answers ENAMETOOLONG before asking the mount),
+ * so it is refused here, as unpacking it with tar would fail. 0 or -1. */
+static int
+check_name_lengths(const char *path, const char *layer, const char *what, lbx_err **err)
+{
+  for (const char *p = path; *p;) {
+    size_t len = strcspn(p, "/");
+    if (len > NAME_MAX)
+      return lbx_error(err, ENAMETOOLONG, "%s: %s \"%.40s...\": a name of %zu bytes (at most %d)",
+                       layer, what, p, len, NAME_MAX);
+    p += len;
+    p += *p == '/';
+  }
+  return 0;
+}
+
 static int
 index_entries(struct layer_ctx *c, lbx_err **err)
 {
@@ -133,6 +164,9 @@ index_entries(struct layer_ctx *c, lbx_err **err)
       return lbx_error_prefix(err, "%s", c->name);
     if (te->type == LBX_TAR_HARDLINK && lbx_tar_clean_path(te->linkname, &link, err) < 0)
       return lbx_error_prefix(err, "%s: hardlink \"%s\"", c->name, te->path);
+    if (check_name_lengths(path, c->name, "entry", err) < 0 ||
+        (link && check_name_lengths(link, c->name, "hardlink target", err) < 0))
+      return -1;
     uint8_t digest[LBX_DIGEST_LEN];
     _cleanup_free_ uint8_t *xattrs = NULL;
     size_t xlen = 0;

@@ -248,13 +248,32 @@ bundle_read(const struct bundle *b, const char *rel, char **out, size_t *len, lb
   return 0;
 }
 
+static bool
+digest_matches(const char *digest, const char *data, size_t len)
+{
+  uint8_t md[LBX_DIGEST_LEN];
+  char hex[LBX_DIGEST_HEX];
+  EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
+  lbx_hex(md, LBX_DIGEST_LEN, hex);
+  return strncmp(digest, "sha256:", 7) == 0 && strcmp(digest + 7, hex) == 0;
+}
+
+/* A JSON file of the bundle. what/digest: a blob's kind ("manifest",
+ * "config") and the digest that names it, checked before the bytes reach the
+ * parser, so damaged or forged content is reported as what it is. */
 static json_t *
-bundle_json(const struct bundle *b, const char *rel, char **raw, size_t *rawlen, lbx_err **err)
+bundle_json(const struct bundle *b, const char *rel, const char *what, const char *digest,
+            char **raw, size_t *rawlen, lbx_err **err)
 {
   _cleanup_free_ char *buf = NULL;
   size_t len = 0;
   if (bundle_read(b, rel, &buf, &len, err) < 0)
     return NULL;
+  if (digest && !digest_matches(digest, buf, len)) {
+    lbx_error(err, EBADMSG, "%s: %s %s: its content does not match the digest", b->name, what,
+              digest);
+    return NULL;
+  }
   json_error_t jerr;
   json_t *j = json_loadb(buf, len, 0, &jerr);
   if (!j) {
@@ -279,16 +298,6 @@ blob_rel(const char *digest, lbx_err **err)
     return NULL;
   }
   return lbx_xasprintf("blobs/sha256/%s", digest + 7);
-}
-
-static bool
-digest_matches(const char *digest, const char *data, size_t len)
-{
-  uint8_t md[LBX_DIGEST_LEN];
-  char hex[LBX_DIGEST_HEX];
-  EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
-  lbx_hex(md, LBX_DIGEST_LEN, hex);
-  return strncmp(digest, "sha256:", 7) == 0 && strcmp(digest + 7, hex) == 0;
 }
 
 /* Layer sources that each may own an fd. */
@@ -390,7 +399,7 @@ free_names(char **v, size_t n)
 static int
 load_docker_archive(lbx_store *s, const struct bundle *b, char ***out, size_t *nout, lbx_err **err)
 {
-  _cleanup_json_ json_t *manifest = bundle_json(b, "manifest.json", NULL, NULL, err);
+  _cleanup_json_ json_t *manifest = bundle_json(b, "manifest.json", NULL, NULL, NULL, NULL, err);
   if (!manifest)
     return -1;
   if (!json_is_array(manifest) || json_array_size(manifest) == 0)
@@ -409,7 +418,7 @@ load_docker_archive(lbx_store *s, const struct bundle *b, char ***out, size_t *n
       return lbx_error_prefix(err, "%s", b->name);
     _cleanup_free_ char *config = NULL;
     size_t config_len;
-    _cleanup_json_ json_t *cfgj = bundle_json(b, cfg_path, &config, &config_len, err);
+    _cleanup_json_ json_t *cfgj = bundle_json(b, cfg_path, NULL, NULL, &config, &config_len, err);
     if (!cfgj)
       return -1;
     size_t n = json_array_size(lay);
@@ -558,12 +567,9 @@ load_oci_manifest(lbx_store *s, const struct bundle *b, json_t *desc, const char
     return lbx_error_prefix(err, "%s: manifest", b->name);
   _cleanup_free_ char *raw = NULL;
   size_t rawlen;
-  _cleanup_json_ json_t *m = bundle_json(b, rel, &raw, &rawlen, err);
+  _cleanup_json_ json_t *m = bundle_json(b, rel, "manifest", digest, &raw, &rawlen, err);
   if (!m)
     return -1;
-  if (!digest_matches(digest, raw, rawlen))
-    return lbx_error(err, EBADMSG, "%s: manifest %s: its content does not match the digest",
-                     b->name, digest);
   const char *inner = json_string_value(json_object_get(m, "mediaType"));
   if (!mt)
     mt = inner;
@@ -584,12 +590,10 @@ load_oci_manifest(lbx_store *s, const struct bundle *b, json_t *desc, const char
     return lbx_error_prefix(err, "%s: manifest %s: config", b->name, digest);
   _cleanup_free_ char *config = NULL;
   size_t config_len;
-  _cleanup_json_ json_t *cfgj = bundle_json(b, cfg_rel, &config, &config_len, err);
+  _cleanup_json_ json_t *cfgj =
+      bundle_json(b, cfg_rel, "config", cfg_digest, &config, &config_len, err);
   if (!cfgj)
     return -1;
-  if (!digest_matches(cfg_digest, config, config_len))
-    return lbx_error(err, EBADMSG, "%s: config %s: its content does not match the digest", b->name,
-                     cfg_digest);
 
   json_t *lay = json_object_get(m, "layers");
   if (!json_is_array(lay))
@@ -639,14 +643,14 @@ load_oci_manifest(lbx_store *s, const struct bundle *b, json_t *desc, const char
 static int
 load_oci(lbx_store *s, const struct bundle *b, char ***out, size_t *nout, lbx_err **err)
 {
-  _cleanup_json_ json_t *layout = bundle_json(b, "oci-layout", NULL, NULL, err);
+  _cleanup_json_ json_t *layout = bundle_json(b, "oci-layout", NULL, NULL, NULL, NULL, err);
   if (!layout)
     return -1;
   const char *v = json_string_value(json_object_get(layout, "imageLayoutVersion"));
   if (!v || strncmp(v, "1.", 2) != 0)
     return lbx_error(err, EPROTONOSUPPORT, "%s: unsupported OCI layout version %s", b->name,
                      v ? v : "(none)");
-  _cleanup_json_ json_t *index = bundle_json(b, "index.json", NULL, NULL, err);
+  _cleanup_json_ json_t *index = bundle_json(b, "index.json", NULL, NULL, NULL, NULL, err);
   if (!index)
     return -1;
   return load_oci_index(s, b, index, NULL, out, nout, 0, err);
