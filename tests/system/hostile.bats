@@ -265,9 +265,14 @@ mount_image() {
 @test "a manifest that is not its digest, a config with a wrong diff_id: load says which" {
 	l="$(layer opq-twice)"
 	# same size, one byte of whitespace changed: still valid JSON, so only the
-	# digest can tell (it was parsed first, and reported as invalid JSON when not JSON)
+	# digest can tell; cut short, not JSON: the digest is checked first all
+	# the same (it was parsed first, and reported as invalid JSON)
 	load_fails "$l" 'manifest sha256:' 'its content does not match the digest' -- \
 		--media-type "$TAR_MT" --bad-manifest-digest
+	load_fails "$l" 'manifest sha256:' 'its content does not match the digest' -- \
+		--media-type "$TAR_MT" --cut-manifest
+	load_fails "$l" 'config sha256:' 'its content does not match the digest' -- \
+		--media-type "$TAR_MT" --cut-config
 	zero="sha256:$(printf %064d 0)"
 	load_fails "$l" 'diff_id mismatch' "$zero" -- --media-type "$TAR_MT" --diff-id "$zero"
 }
@@ -339,7 +344,7 @@ push_oci() {
 	run --separate-stderr lbx run --rm localhost/devs:1 sh -c '
 		stat -c "%F %t,%T" /mem /zero; head -c 1 /mem >/dev/null 2>&1 && echo mem-open;
 		head -c 1 /zero >/dev/null 2>&1 && echo zero-open;
-		stat -c "%a" /suid-busybox;
+		stat -c "%a" /suid/busybox;
 		while read -r _ _ _ _ mp opts _; do [ "$mp" = / ] && echo "root-opts $opts"; done </proc/self/mountinfo; true'
 	assert_success
 	assert_line "character special file 1,1"
@@ -348,7 +353,7 @@ push_oci() {
 	opts="$(grep '^root-opts' <<<"$output")"
 	[[ "$opts" == *nodev* && "$opts" == *nosuid* ]] || fail "box root: $opts"
 	# a user without privileges gains none from the setuid copy of busybox
-	run --separate-stderr lbx run --rm -u 1000 localhost/devs:1 /suid-busybox id -u
+	run --separate-stderr lbx run --rm -u 1000 localhost/devs:1 /suid/busybox id -u
 	if [ "$status" -eq 0 ]; then
 		[ "$output" = 1000 ] || fail "setuid took effect: $output"
 	else

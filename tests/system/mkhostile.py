@@ -170,7 +170,9 @@ def k_devices(t, arg):
     t.addfile(info("zero", tarfile.CHRTYPE, mode=0o666, devmajor=1, devminor=5))
     with tarfile.open(arg) as src:
         bb = src.extractfile("./bin/busybox").read()
-    add(t, "suid-busybox", bb, mode=0o4755)
+    # named busybox so that it runs the applet its first argument names
+    t.addfile(info("suid", tarfile.DIRTYPE, mode=0o755))
+    add(t, "suid/busybox", bb, mode=0o4755)
 
 
 LAYERS = {k[2:].replace("_", "-"): f for k, f in globals().items() if k.startswith("k_")}
@@ -255,7 +257,8 @@ def cmd_oci(out, blob, *opts):
     o = {}
     it = iter(opts)
     for k in it:
-        o[k.lstrip("-")] = True if k == "--bad-manifest-digest" else next(it)
+        flag = k in ("--bad-manifest-digest", "--cut-manifest", "--cut-config")
+        o[k.lstrip("-")] = True if flag else next(it)
     blobdir = os.path.join(out, "blobs", "sha256")
     os.makedirs(blobdir, exist_ok=True)
     layers, diff_ids = [], []
@@ -281,6 +284,13 @@ def cmd_oci(out, blob, *opts):
                       "size": cs}, "layers": layers}
     man = open(o["manifest-json"], "rb").read() if "manifest-json" in o else json.dumps(man).encode()
     md, ms = put(blobdir, man)
+    for what, digest in (("manifest", md), ("config", cd)):
+        if "cut-" + what in o:
+            # the blob named by the digest, cut short: not JSON any more
+            p = os.path.join(blobdir, digest[7:])
+            data = open(p, "rb").read()
+            with open(p, "wb") as f:
+                f.write(data[:len(data) // 2])
     if "bad-manifest-digest" in o:
         # the descriptor names other bytes of the same size: a blob file under
         # that name whose content does not hash to it
