@@ -552,3 +552,21 @@ teardown() {
 		lbx umount "$m"
 	fi
 }
+
+@test "20 boxes started at the same moment: every one runs, no 'database is locked' reaches anyone" {
+	local k pids=() failed=""
+	# not i: bats's run (with flags) sets a global i
+	for k in $(seq 20); do
+		lbx run -d --name "par$k" bb sleep 1000 >"$BATS_TEST_TMPDIR/par$k.out" 2>&1 &
+		pids+=($!)
+	done
+	for k in $(seq 20); do
+		wait "${pids[$((k - 1))]}" || failed+=" par$k: $(cat "$BATS_TEST_TMPDIR/par$k.out")"
+	done
+	[ -z "$failed" ] || fail "boxes failed to start:$failed"
+	! grep -l "locked" "$BATS_TEST_TMPDIR"/par*.out || fail "SQLite's lock reached a user"
+	run lbx ps --format json
+	[ "$(jq '[.[] | select(.State == "running")] | length' <<<"$output")" = 20 ] || fail "ps: $(lbx ps -a)"
+	run lbx kill $(lbx ps -q)
+	assert_success
+}
