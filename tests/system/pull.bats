@@ -416,3 +416,27 @@ print("alice:" + h)' s3cret >"$dir/htpasswd"
 	pull_ok -q --tls-verify=false "$treg/private/fixture:v1"
 	assert_tree "$treg/private/fixture:v1" "$LBX_FIXTURE_DUMP"
 }
+
+@test "pull of image B while image A, which shares a layer with it, is removed and pruned: B is whole" {
+	local k
+	for k in 1 2 3 4 5; do
+		pull_ok --tls-verify=false "$REG/lbx/fixture:gzip"
+		# B (arm64) shares layer1 with A; rmi + prune race the pull
+		"$LAZYBOX" --root "$LAZYBOX_ROOT" pull -q --tls-verify=false --platform linux/arm64 "$REG/lbx/multi:v1" \
+			>"$BATS_TEST_TMPDIR/b.out" 2>"$BATS_TEST_TMPDIR/b.err" &
+		local pid=$!
+		sleep "0.0$((RANDOM % 10))"
+		run --separate-stderr lbx rmi "$REG/lbx/fixture:gzip"
+		assert_success
+		run --separate-stderr lbx system prune -f
+		assert_success
+		wait "$pid" || fail "round $k: the pull of B failed: $(cat "$BATS_TEST_TMPDIR/b.err")"
+		run --separate-stderr lbx system check --verify
+		assert_success
+		run --separate-stderr lbx inspect "$REG/lbx/multi:v1"
+		assert_success
+		[ "$(jq -r '.[0].Architecture' <<<"$output")" = arm64 ] || fail "round $k: B: $output"
+		lbx rmi "$REG/lbx/multi:v1" >/dev/null
+		lbx system prune -f >/dev/null
+	done
+}
