@@ -355,6 +355,9 @@ parse_search(const char *path, const char *text, char ***regs, size_t *n, lbx_er
       const char *end = strchr(s + 1, q);
       if (!end || memchr(s + 1, '\n', (size_t)(end - s - 1)))
         break;
+      /* "" would make "docker.io"-less names like "/library/x" */
+      if (end == s + 1)
+        return lbx_error(err, EBADMSG, "%s: an empty name in unqualified-search-registries", path);
       *regs = lbx_xrealloc(*regs, (*n + 2) * sizeof **regs);
       (*regs)[(*n)++] = lbx_xstrndup(s + 1, (size_t)(end - s - 1));
       (*regs)[*n] = NULL;

@@ -533,10 +533,9 @@ pull_one(struct pull_ctx *c, char id[LBX_DIGEST_HEX], lbx_err **err)
   return rc;
 }
 
-/* The references to try for name: itself, or for a short name one per
- * search registry. */
+/* candidates' work; may leave *out partly filled on failure */
 static int
-candidates(const char *name, lbx_ref ***out, size_t *n, lbx_err **err)
+candidates_of(const char *name, lbx_ref ***out, size_t *n, lbx_err **err)
 {
   _cleanup_(lbx_ref_freep) lbx_ref *ref = NULL;
   if (lbx_ref_parse(name, 0, &ref, err) < 0)
@@ -568,6 +567,28 @@ candidates(const char *name, lbx_ref ***out, size_t *n, lbx_err **err)
   }
   lbx_strv_free(regs);
   return 0;
+}
+
+static void
+refs_free(lbx_ref **v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    lbx_ref_free(v[i]);
+  free(v);
+}
+
+/* The references to try for name: itself, or for a short name one per
+ * search registry. On failure nothing is left allocated. */
+static int
+candidates(const char *name, lbx_ref ***out, size_t *n, lbx_err **err)
+{
+  int r = candidates_of(name, out, n, err);
+  if (r < 0) {
+    refs_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+  }
+  return r;
 }
 
 int
@@ -606,9 +627,7 @@ lbx_pull(lbx_store *s, const char *name, const lbx_pull_opts *o, char id[LBX_DIG
     else
       lbx_error_free(e);
   }
-  for (size_t i = 0; i < n; i++)
-    lbx_ref_free(refs[i]);
-  free(refs);
+  refs_free(refs, n);
   if (rc == 0) {
     lbx_error_free(first);
   } else {

@@ -319,6 +319,10 @@ store_is_empty() {
 		fail "not named $REG/lbx/fixture:gzip: $output"
 	run --separate-stderr lbx pull -q --tls-verify=false lbx/fixture:nope
 	assert_one_line_error "lbx/fixture:nope" "search registries"
+	# an empty entry (found by fuzz-auth) is an error naming the file
+	printf 'unqualified-search-registries = ["%s", ""]\n' "$REG" >"$CONTAINERS_REGISTRIES_CONF"
+	run --separate-stderr lbx pull -q --tls-verify=false lbx/fixture:gzip
+	assert_one_line_error "$CONTAINERS_REGISTRIES_CONF" "empty name"
 }
 
 # --- authentication -------------------------------------------------------------
