@@ -683,7 +683,8 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
   sigaction(SIGINT, attach ? &ign : &sa, &old_int);
   sigaction(SIGQUIT, attach ? &ign : &sa, &old_quit);
   char line[800];
-  ssize_t got = lbx_read_all(ready[0], line, sizeof line - 1);
+  /* room for two terminators: the first line's, and an empty second */
+  ssize_t got = lbx_read_all(ready[0], line, sizeof line - 2);
   close(ready[0]);
   line[got > 0 ? got : 0] = '\0';
   /* "CODE[ message]\n", then from an attached box "exit N\n" */
