@@ -277,8 +277,13 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   close(p[1]);
   char msg[1024];
   ssize_t got = 0, r;
-  while ((r = read(p[0], msg + got, sizeof msg - 1 - (size_t)got)) > 0)
+  /* a lone NUL says mounted: no need to wait for the daemon to close its
+   * end; anything else is a message, read to its end */
+  while ((r = read(p[0], msg + got, sizeof msg - 1 - (size_t)got)) > 0) {
     got += r;
+    if (msg[0] == '\0')
+      break;
+  }
   close(p[0]);
   msg[got > 0 ? got : 0] = '\0';
   if (got == 0 || msg[0] != '\0') {

@@ -532,14 +532,20 @@ make_plan(lbx_store *s, const lbx_box_row *box, struct plan *p, lbx_err **err)
 struct sup_ctx {
   const char *root, *id;
   bool auto_remove;
+  lbx_store *kept; /* the connection that recorded the end, closed last */
 };
 
+/* The supervisor's state writes sit on the path between the box's command
+ * and the caller's prompt, and a checkpoint at close costs two fsyncs and a
+ * truncation: the start's connection skips it (see LBX_STORE_NO_CHECKPOINT)
+ * and the end's is closed, checkpointing all of them, only once the caller
+ * has its exit code. */
 static void
 sup_started(void *ctx, pid_t pid, uint64_t pid_start)
 {
   struct sup_ctx *c = ctx;
   lbx_store *s = NULL;
-  if (lbx_store_open(c->root, 0, &s, NULL) == 0)
+  if (lbx_store_open(c->root, LBX_STORE_NO_CHECKPOINT, &s, NULL) == 0)
     lbx_store_box_set_running(s, c->id, pid, pid_start, lbx_now_ns(), NULL);
   lbx_store_close(s);
 }
@@ -551,7 +557,7 @@ sup_exited(void *ctx, int code)
   lbx_store *s = NULL;
   if (lbx_store_open(c->root, 0, &s, NULL) == 0)
     lbx_store_box_set_exited(s, c->id, code, lbx_now_ns(), NULL);
-  lbx_store_close(s);
+  c->kept = s;
 }
 
 static volatile sig_atomic_t forward_to;
@@ -621,7 +627,8 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
       .nmounts = nm,
       .debug = debug,
   };
-  struct sup_ctx sc = {cli->root, box->id, json_is_true(json_object_get(p.box, "AutoRemove"))};
+  struct sup_ctx sc = {cli->root, box->id, json_is_true(json_object_get(p.box, "AutoRemove")),
+                       NULL};
   lbx_launch_cbs cbs = {&sc, sup_started, sup_exited};
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0)
@@ -633,7 +640,9 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
    * index) that a forked child would inherit but not own: the supervisor's
    * own connections then miss their locks, and the parent's close can
    * checkpoint and delete the WAL under them (a detached box's exit code
-   * was lost that way). Closed here; reopened when needed. */
+   * was lost that way). Closed here; reopened when needed. Its checkpoint
+   * (two fsyncs) is left to a later close: the box's start waits on it. */
+  lbx_store_skip_checkpoint(cli->store);
   lbx_store_close(cli->store);
   cli->store = NULL;
   pid_t sup = fork();
@@ -661,14 +670,13 @@ start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err
     int code = lbx_supervise(&l, ready[1], &cbs);
     if (raw)
       lbx_term_restore(0, &raw_saved);
-    if (sc.auto_remove) {
-      lbx_store *own = NULL;
-      if (lbx_store_open(cli->root, 0, &own, NULL) == 0)
-        lbx_store_box_delete(own, box->id, NULL);
-      lbx_store_close(own);
-    }
-    if (done_fd >= 0)
+    if (sc.auto_remove && (sc.kept || lbx_store_open(cli->root, 0, &sc.kept, NULL) == 0))
+      lbx_store_box_delete(sc.kept, box->id, NULL);
+    if (done_fd >= 0) {
       dprintf(done_fd, "exit %d\n", code & 0xff);
+      close(done_fd); /* the caller reads to the end */
+    }
+    lbx_store_close(sc.kept);
     _exit(code & 0xff);
   }
   close(ready[1]);

@@ -6,8 +6,6 @@
 #include <jansson.h>
 #include <sqlite3.h>
 #include <string.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
 
@@ -251,6 +249,8 @@ version_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (*err)
     return 125;
   const char *gzip = lbx_stream_have_isal() ? "ISA-L (zlib fallback)" : "zlib";
+  const char *zlib_v, *zstd_v;
+  lbx_stream_versions(&zlib_v, &zstd_v);
 #if defined(__x86_64__)
   const char *arch = "amd64";
 #elif defined(__aarch64__)
@@ -261,15 +261,15 @@ version_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (json) {
     _cleanup_json_ json_t *v = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s}", "Version", LBX_VERSION, "SQLite", sqlite3_libversion(),
-        "Zlib", zlibVersion(), "Zstd", ZSTD_versionString(), "GzipInflate", gzip, "OsArch", arch);
+        "Zlib", zlib_v, "Zstd", zstd_v, "GzipInflate", gzip, "OsArch", arch);
     _cleanup_free_ char *text = json_dumps(v, JSON_INDENT(4));
     printf("%s\n", text);
     return 0;
   }
   printf("Version:      %s\n", LBX_VERSION);
   printf("SQLite:       %s\n", sqlite3_libversion());
-  printf("Zlib:         %s\n", zlibVersion());
-  printf("Zstd:         %s\n", ZSTD_versionString());
+  printf("Zlib:         %s\n", zlib_v);
+  printf("Zstd:         %s\n", zstd_v);
   printf("Gzip inflate: %s\n", gzip);
   printf("OS/Arch:      linux/%s\n", arch);
   return 0;

@@ -4,7 +4,7 @@
 
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
+#include "../store/crypto.h"
 #include <string.h>
 #include <sys/stat.h>
 
@@ -140,7 +140,7 @@ decode_auth(const char *path, const char *key, const char *b64, char **user, cha
 {
   size_t n = strlen(b64);
   _cleanup_free_ char *out = lbx_xmalloc(n + 4);
-  int len = n ? EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)b64, (int)n) : 0;
+  int len = n ? lbx_base64_decode(out, b64, n) : 0;
   if (len < 0 || n % 4)
     return lbx_error(err, EBADMSG, "auth file %s: \"%s\": the auth value is not base64", path, key);
   for (size_t i = n; i > 0 && b64[i - 1] == '='; i--)
@@ -253,7 +253,7 @@ lbx_auth_store(const char *authfile, const char *key, const char *user, const ch
   _cleanup_free_ char *plain = lbx_xasprintf("%s:%s", user, pass);
   size_t n = strlen(plain);
   _cleanup_free_ char *b64 = lbx_xmalloc(4 * ((n + 2) / 3) + 1);
-  EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
+  lbx_base64_encode(b64, plain, n);
   json_t *entry = json_object_get(auths, key);
   if (!json_is_object(entry)) {
     entry = json_object();

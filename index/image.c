@@ -5,7 +5,7 @@
 #include "tree.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
+#include "../store/crypto.h"
 #include <string.h>
 #include <time.h>
 
@@ -16,7 +16,7 @@ static void
 sha256_hex(const void *data, size_t len, char out[LBX_DIGEST_HEX])
 {
   uint8_t md[LBX_DIGEST_LEN];
-  EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
+  lbx_sha256_buf(data, len, md);
   lbx_hex(md, LBX_DIGEST_LEN, out);
 }
 

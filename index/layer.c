@@ -2,8 +2,8 @@
 #include "index.h"
 #include "pipe.h"
 #include "tar.h"
+#include "../store/crypto.h"
 
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <limits.h>
 #include <string.h>
@@ -37,12 +37,6 @@ entry_type(enum lbx_tar_type t)
   return 0;
 }
 
-static void
-evp_freep(EVP_MD_CTX **c)
-{
-  EVP_MD_CTX_free(*c);
-}
-
 /* Nanoseconds since the epoch, saturated: a tar may say any int64 second
  * (years far past 2262 do not fit, and are not worth an error). */
 static int64_t
@@ -68,9 +62,7 @@ static int
 store_content(struct layer_ctx *c, const lbx_tar_entry *te, uint8_t digest[LBX_DIGEST_LEN],
               lbx_err **err)
 {
-  _cleanup_(evp_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
-  if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
-    return lbx_error(err, ENOMEM, "sha256 context");
+  _cleanup_sha256_ lbx_sha256 *md = lbx_sha256_new();
   int r;
   if (te->size <= BUFFERED_MAX) {
     size_t got = 0;
@@ -82,8 +74,8 @@ store_content(struct layer_ctx *c, const lbx_tar_entry *te, uint8_t digest[LBX_D
         return lbx_error(err, EIO, "%s: \"%s\": unexpected end of data", c->name, te->path);
       got += (size_t)n;
     }
-    EVP_DigestUpdate(md, c->buf, got);
-    EVP_DigestFinal_ex(md, digest, NULL);
+    lbx_sha256_update(md, c->buf, got);
+    lbx_sha256_final(md, digest);
     if (got <= LBX_INLINE_MAX) {
       /* no lookup: the commit's INSERT OR IGNORE keeps the first copy, and
        * a query per small file costs more than carrying its bytes */
@@ -123,14 +115,14 @@ store_content(struct layer_ctx *c, const lbx_tar_entry *te, uint8_t digest[LBX_D
         return lbx_error(err, EIO, "%s: \"%s\": unexpected end of data", c->name, te->path);
       return -1;
     }
-    EVP_DigestUpdate(md, c->buf, (size_t)n);
+    lbx_sha256_update(md, c->buf, (size_t)n);
     if ((r = lbx_write_all(fd, c->buf, (size_t)n)) < 0) {
       unlink(tmp);
       return lbx_error_errno(err, -r, "%s: \"%s\": writing its content", c->name, te->path);
     }
     left -= (uint64_t)n;
   }
-  EVP_DigestFinal_ex(md, digest, NULL);
+  lbx_sha256_final(md, digest);
   if ((r = lbx_layer_tx_put_file(c->tx, digest, fd, tmp, te->size)) < 0)
     return lbx_error_errno(err, -r, "%s: \"%s\": storing its content", c->name, te->path);
   return 0;

@@ -9,7 +9,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <libgen.h>
-#include <openssl/evp.h>
+#include "../store/crypto.h"
 #include <string.h>
 #include <sys/stat.h>
 
@@ -253,7 +253,7 @@ digest_matches(const char *digest, const char *data, size_t len)
 {
   uint8_t md[LBX_DIGEST_LEN];
   char hex[LBX_DIGEST_HEX];
-  EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
+  lbx_sha256_buf(data, len, md);
   lbx_hex(md, LBX_DIGEST_LEN, hex);
   return strncmp(digest, "sha256:", 7) == 0 && strcmp(digest + 7, hex) == 0;
 }

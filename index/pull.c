@@ -5,7 +5,7 @@
 #include "ref.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
+#include "../store/crypto.h"
 #include <pthread.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -42,7 +42,7 @@ static void
 sha256_str(const void *data, size_t len, char out[LBX_DIGEST_STR])
 {
   uint8_t md[LBX_DIGEST_LEN];
-  EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
+  lbx_sha256_buf(data, len, md);
   memcpy(out, "sha256:", 7);
   lbx_hex(md, LBX_DIGEST_LEN, out + 7);
 }

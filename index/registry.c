@@ -13,7 +13,7 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <jansson.h>
-#include <openssl/evp.h>
+#include "../store/crypto.h"
 #include <pthread.h>
 #include <string.h>
 #include <strings.h>
@@ -378,7 +378,7 @@ basic_header(const lbx_registry *r)
   _cleanup_free_ char *plain = lbx_xasprintf("%s:%s", r->user, r->pass ? r->pass : "");
   size_t n = strlen(plain);
   _cleanup_free_ char *b64 = lbx_xmalloc(4 * ((n + 2) / 3) + 1);
-  EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
+  lbx_base64_encode(b64, plain, n);
   return lbx_xasprintf("Authorization: Basic %s", b64);
 }
 

@@ -2,7 +2,13 @@
  * the magic bytes, hashes what the decoder gives. Two buffers matter for
  * speed: a large input buffer so each source read (a pread or an HTTP chunk)
  * is big, and an output staging buffer so a caller reading 512-byte tar
- * headers does not make ISA-L or zstd run on tiny output windows. */
+ * headers does not make ISA-L or zstd run on tiny output windows.
+ *
+ * The decoders' libraries are opened with dlopen when a stream first needs
+ * one, not linked: only load, import and pull decode, and mapping zlib, zstd
+ * and ISA-L cost every other command (create, exec, ps...) about 0.8 ms at
+ * start. A missing ISA-L falls back to zlib; a missing zlib or zstd fails
+ * the layers that need it, naming the library. */
 #if __has_include("config.h")
 #include "config.h"
 #endif
@@ -12,13 +18,15 @@
 
 #include "stream.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+#include "../store/crypto.h"
 #include <zlib.h>
 #include <zstd.h>
 #if HAVE_ISAL
@@ -30,6 +38,88 @@
 #define DIRECT_MIN (64u * 1024)   /* from this size on, decode into the caller's buffer */
 #define MAX_CALL_OUT (1u << 30)   /* decoders take 32-bit lengths */
 #define MAGIC_MAX 4               /* zstd's magic is the longest we look at */
+
+#define ZLIB_SONAME "libz.so.1"
+#if ZSTD_VERSION_MAJOR == 1
+#define ZSTD_SONAME "libzstd.so.1"
+#else
+#error "lazybox opens libzstd.so.1 at run time: build against zstd 1.x"
+#endif
+#define ISAL_SONAME "libisal.so.2"
+
+/* The decoder functions, resolved once; a library that could not be opened
+ * leaves its part NULL and its reason in *_error. */
+static struct {
+  __typeof__(inflateInit2_) *inflate_init2;
+  __typeof__(inflate) *inflate;
+  __typeof__(inflateReset) *inflate_reset;
+  __typeof__(inflateEnd) *inflate_end;
+  __typeof__(zError) *zerror;
+  __typeof__(zlibVersion) *zlib_ver; /* zlib.h defines zlib_version */
+  char zlib_error[200];
+
+  __typeof__(ZSTD_createDStream) *zstd_create;
+  __typeof__(ZSTD_initDStream) *zstd_init;
+  __typeof__(ZSTD_decompressStream) *zstd_decompress;
+  __typeof__(ZSTD_freeDStream) *zstd_free;
+  __typeof__(ZSTD_isError) *zstd_is_error;
+  __typeof__(ZSTD_getErrorName) *zstd_error_name;
+  __typeof__(ZSTD_versionString) *zstd_version;
+  char zstd_error[200];
+
+#if HAVE_ISAL
+  __typeof__(isal_inflate_init) *isal_init;
+  __typeof__(isal_inflate_reset) *isal_reset;
+  __typeof__(isal_inflate) *isal_inflate;
+#endif
+} dec;
+static pthread_once_t dec_once = PTHREAD_ONCE_INIT;
+
+/* Resolves each name into the function pointer that follows it; all or
+ * nothing: on failure every pointer is NULL and why says what was missing. */
+static bool
+open_lib(const char *soname, char *why, size_t whylen, const char *const *names, void ***ptrs,
+         size_t n)
+{
+  void *dl = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  if (!dl) {
+    snprintf(why, whylen, "%s", dlerror());
+    return false;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!(*ptrs[i] = dlsym(dl, names[i]))) {
+      snprintf(why, whylen, "%s: no symbol %s", soname, names[i]);
+      for (size_t j = 0; j < n; j++)
+        *ptrs[j] = NULL;
+      dlclose(dl);
+      return false;
+    }
+  return true; /* never closed: streams may be in use until exit */
+}
+
+static void
+dec_load(void)
+{
+  const char *zn[] = {"inflateInit2_", "inflate", "inflateReset",
+                      "inflateEnd",    "zError",  "zlibVersion"};
+  void **zp[] = {(void **)&dec.inflate_init2, (void **)&dec.inflate, (void **)&dec.inflate_reset,
+                 (void **)&dec.inflate_end,   (void **)&dec.zerror,  (void **)&dec.zlib_ver};
+  open_lib(ZLIB_SONAME, dec.zlib_error, sizeof dec.zlib_error, zn, zp, 6);
+  const char *sn[] = {"ZSTD_createDStream", "ZSTD_initDStream", "ZSTD_decompressStream",
+                      "ZSTD_freeDStream",   "ZSTD_isError",     "ZSTD_getErrorName",
+                      "ZSTD_versionString"};
+  void **sp[] = {(void **)&dec.zstd_create,     (void **)&dec.zstd_init,
+                 (void **)&dec.zstd_decompress, (void **)&dec.zstd_free,
+                 (void **)&dec.zstd_is_error,   (void **)&dec.zstd_error_name,
+                 (void **)&dec.zstd_version};
+  open_lib(ZSTD_SONAME, dec.zstd_error, sizeof dec.zstd_error, sn, sp, 7);
+#if HAVE_ISAL
+  char ignored[200]; /* without ISA-L, gzip goes to zlib */
+  const char *in[] = {"isal_inflate_init", "isal_inflate_reset", "isal_inflate"};
+  void **ip[] = {(void **)&dec.isal_init, (void **)&dec.isal_reset, (void **)&dec.isal_inflate};
+  open_lib(ISAL_SONAME, ignored, sizeof ignored, in, ip, 3);
+#endif
+}
 
 static const uint8_t gzip_magic[] = {0x1f, 0x8b};
 static const uint8_t zstd_magic[] = {0x28, 0xb5, 0x2f, 0xfd};
@@ -61,7 +151,7 @@ struct lbx_stream {
   size_t stage_pos, stage_len;
 
   uint64_t in_read, out_bytes;
-  EVP_MD_CTX *in_md, *out_md;
+  lbx_sha256 *in_md, *out_md;
 
 #if HAVE_ISAL
   struct inflate_state *isal; /* ~100 KiB of tables and history: kept off the stack */
@@ -92,10 +182,23 @@ lbx_compression_name(enum lbx_compression c)
   return "none";
 }
 
+void
+lbx_stream_versions(const char **zlib, const char **zstd)
+{
+  pthread_once(&dec_once, dec_load);
+  *zlib = dec.zlib_ver ? dec.zlib_ver() : "not loadable";
+  *zstd = dec.zstd_version ? dec.zstd_version() : "not loadable";
+}
+
 int
 lbx_stream_have_isal(void)
 {
-  return HAVE_ISAL;
+#if HAVE_ISAL
+  pthread_once(&dec_once, dec_load);
+  return dec.isal_inflate != NULL;
+#else
+  return 0;
+#endif
 }
 
 static int fail(lbx_stream *s, lbx_err **err, int code, const char *fmt, ...)
@@ -144,17 +247,8 @@ lbx_stream_new(const char *name, lbx_read_fn src, void *src_ctx, unsigned flags)
   s->src_ctx = src_ctx;
   s->flags = flags;
   s->in = lbx_xmalloc(IN_BUF_SIZE);
-  s->in_md = EVP_MD_CTX_new();
-  s->out_md = EVP_MD_CTX_new();
-  if (!s->in_md || !s->out_md) {
-    fprintf(stderr, "lazybox: out of memory\n");
-    abort(); /* like lbx_xmalloc: allocation failure is not recoverable here */
-  }
-  /* A failing digest init (a crippled OpenSSL) surfaces on the first read,
-   * where there is an error object to carry it. */
-  if (EVP_DigestInit_ex(s->in_md, EVP_sha256(), NULL) != 1 ||
-      EVP_DigestInit_ex(s->out_md, EVP_sha256(), NULL) != 1)
-    fail(s, NULL, EIO, "cannot initialise sha256");
+  s->in_md = lbx_sha256_new();
+  s->out_md = lbx_sha256_new();
   return s;
 }
 
@@ -167,10 +261,11 @@ lbx_stream_free(lbx_stream *s)
   free(s->isal);
 #endif
   if (s->zlib_live)
-    inflateEnd(&s->zlib);
-  ZSTD_freeDStream(s->zstd);
-  EVP_MD_CTX_free(s->in_md);
-  EVP_MD_CTX_free(s->out_md);
+    dec.inflate_end(&s->zlib);
+  if (s->zstd)
+    dec.zstd_free(s->zstd);
+  lbx_sha256_free(s->in_md);
+  lbx_sha256_free(s->out_md);
   free(s->in);
   free(s->stage);
   free(s->fail_msg);
@@ -215,8 +310,7 @@ src_read(lbx_stream *s, void *buf, size_t len, lbx_err **err)
     s->src_eof = true;
     return 0;
   }
-  if (EVP_DigestUpdate(s->in_md, buf, (size_t)n) != 1)
-    return fail(s, err, EIO, "sha256 update failed");
+  lbx_sha256_update(s->in_md, buf, (size_t)n);
   s->in_read += (uint64_t)n;
   return n;
 }
@@ -249,6 +343,7 @@ static int
 start(lbx_stream *s, lbx_err **err)
 {
   s->started = true;
+  pthread_once(&dec_once, dec_load);
   if (refill(s, MAGIC_MAX, err) < 0)
     return -1;
   const uint8_t *p = s->in + s->in_pos;
@@ -257,19 +352,21 @@ start(lbx_stream *s, lbx_err **err)
   if (n >= sizeof gzip_magic && memcmp(p, gzip_magic, sizeof gzip_magic) == 0) {
     s->comp = LBX_COMP_GZIP;
 #if HAVE_ISAL
-    if (!(s->flags & LBX_STREAM_ZLIB)) {
+    if (!(s->flags & LBX_STREAM_ZLIB) && dec.isal_inflate) {
       s->isal = lbx_xmalloc(sizeof *s->isal);
-      isal_inflate_init(s->isal);
+      dec.isal_init(s->isal);
       s->isal->crc_flag = ISAL_GZIP; /* parse the header, verify CRC and size */
       s->dec = DEC_ISAL;
     }
 #endif
     if (s->dec != DEC_ISAL) {
       /* 16 + window bits: gzip wrapper only; the magic already said gzip. */
-      int r = inflateInit2(&s->zlib, 16 + MAX_WBITS);
+      if (!dec.inflate)
+        return fail(s, err, ELIBACC, "gzip data: cannot load zlib (%s)", dec.zlib_error);
+      int r = dec.inflate_init2(&s->zlib, 16 + MAX_WBITS, ZLIB_VERSION, (int)sizeof s->zlib);
       if (r != Z_OK)
         return fail(s, err, r == Z_MEM_ERROR ? ENOMEM : EIO, "cannot set up zlib: %s",
-                    s->zlib.msg ? s->zlib.msg : zError(r));
+                    s->zlib.msg ? s->zlib.msg : dec.zerror(r));
       s->zlib_live = true;
       s->dec = DEC_ZLIB;
     }
@@ -277,12 +374,14 @@ start(lbx_stream *s, lbx_err **err)
     s->comp = LBX_COMP_ZSTD;
     /* The default window limit (128 MiB) stays: raising it would let a
      * frame header alone make us allocate gigabytes. */
-    s->zstd = ZSTD_createDStream();
+    if (!dec.zstd_decompress)
+      return fail(s, err, ELIBACC, "zstd data: cannot load libzstd (%s)", dec.zstd_error);
+    s->zstd = dec.zstd_create();
     if (!s->zstd)
       return fail(s, err, ENOMEM, "cannot set up zstd");
-    size_t r = ZSTD_initDStream(s->zstd);
-    if (ZSTD_isError(r))
-      return fail(s, err, EIO, "cannot set up zstd: %s", ZSTD_getErrorName(r));
+    size_t r = dec.zstd_init(s->zstd);
+    if (dec.zstd_is_error(r))
+      return fail(s, err, EIO, "cannot set up zstd: %s", dec.zstd_error_name(r));
     s->dec = DEC_ZSTD;
   } else {
     s->comp = LBX_COMP_NONE;
@@ -324,7 +423,7 @@ step_isal(lbx_stream *s, uint8_t *out, size_t cap, lbx_err **err)
   st->avail_in = (uint32_t)in_avail(s);
   st->next_out = out;
   st->avail_out = (uint32_t)cap;
-  int ret = isal_inflate(st);
+  int ret = dec.isal_inflate(st);
   s->in_pos = (size_t)(st->next_in - s->in);
   if (ret != ISAL_DECOMP_OK)
     return fail(s, err, EBADMSG, "gzip data is corrupt: %s", isal_strerror(ret));
@@ -344,7 +443,7 @@ step_zlib(lbx_stream *s, uint8_t *out, size_t cap, lbx_err **err)
   z->avail_in = (uInt)in_avail(s);
   z->next_out = out;
   z->avail_out = (uInt)cap;
-  int ret = inflate(z, Z_NO_FLUSH);
+  int ret = dec.inflate(z, Z_NO_FLUSH);
   s->in_pos = (size_t)(z->next_in - s->in);
   switch (ret) {
   case Z_STREAM_END:
@@ -356,7 +455,7 @@ step_zlib(lbx_stream *s, uint8_t *out, size_t cap, lbx_err **err)
   case Z_MEM_ERROR:
     return fail(s, err, ENOMEM, "gzip: out of memory");
   default:
-    return fail(s, err, EBADMSG, "gzip data is corrupt: %s", z->msg ? z->msg : zError(ret));
+    return fail(s, err, EBADMSG, "gzip data is corrupt: %s", z->msg ? z->msg : dec.zerror(ret));
   }
   return (ssize_t)(cap - z->avail_out);
 }
@@ -366,10 +465,10 @@ step_zstd(lbx_stream *s, uint8_t *out, size_t cap, lbx_err **err)
 {
   ZSTD_inBuffer in = {s->in + s->in_pos, in_avail(s), 0};
   ZSTD_outBuffer o = {out, cap, 0};
-  size_t r = ZSTD_decompressStream(s->zstd, &o, &in);
+  size_t r = dec.zstd_decompress(s->zstd, &o, &in);
   s->in_pos += in.pos;
-  if (ZSTD_isError(r))
-    return fail(s, err, EBADMSG, "zstd data is corrupt: %s", ZSTD_getErrorName(r));
+  if (dec.zstd_is_error(r))
+    return fail(s, err, EBADMSG, "zstd data is corrupt: %s", dec.zstd_error_name(r));
   /* 0: a frame is complete and flushed. The next call starts a new frame
    * by itself if more input follows, so zstd needs no reset. */
   s->member_end = r == 0;
@@ -391,11 +490,11 @@ next_member(lbx_stream *s, lbx_err **err)
     return fail(s, err, EBADMSG, "trailing garbage after gzip data");
 #if HAVE_ISAL
   if (s->dec == DEC_ISAL) {
-    isal_inflate_reset(s->isal);
+    dec.isal_reset(s->isal);
     s->isal->crc_flag = ISAL_GZIP;
   }
 #endif
-  if (s->dec == DEC_ZLIB && inflateReset(&s->zlib) != Z_OK)
+  if (s->dec == DEC_ZLIB && dec.inflate_reset(&s->zlib) != Z_OK)
     return fail(s, err, EIO, "cannot reset zlib");
   s->member_end = false;
   return 1;
@@ -503,22 +602,19 @@ out:
     return 0;
   }
   /* Plain data: the diff_id is the compressed digest, no second hash. */
-  if (s->dec != DEC_NONE && EVP_DigestUpdate(s->out_md, buf, (size_t)n) != 1)
-    return fail(s, err, EIO, "sha256 update failed");
+  if (s->dec != DEC_NONE)
+    lbx_sha256_update(s->out_md, buf, (size_t)n);
   s->out_bytes += (uint64_t)n;
   return n;
 }
 
-static int
-final_digest(lbx_stream *s, EVP_MD_CTX *md, char out[LBX_DIGEST_STR], lbx_err **err)
+static void
+final_digest(lbx_sha256 *md, char out[LBX_DIGEST_STR])
 {
-  uint8_t bin[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_DigestFinal_ex(md, bin, &n) != 1 || n != LBX_DIGEST_LEN)
-    return fail(s, err, EIO, "sha256 finalisation failed");
+  uint8_t bin[LBX_DIGEST_LEN];
+  lbx_sha256_final(md, bin);
   memcpy(out, "sha256:", 7);
-  lbx_hex(bin, n, out + 7);
-  return 0;
+  lbx_hex(bin, LBX_DIGEST_LEN, out + 7);
 }
 
 int
@@ -534,12 +630,11 @@ lbx_stream_finish(lbx_stream *s, char compressed[LBX_DIGEST_STR], char diff_id[L
       return -1;
     /* Every decoder ends only at the source's end, so the compressed
      * digest covers every byte the source had. */
-    if (final_digest(s, s->in_md, s->compressed, err) < 0)
-      return -1;
+    final_digest(s->in_md, s->compressed);
     if (s->dec == DEC_NONE)
       memcpy(s->diff_id, s->compressed, LBX_DIGEST_STR);
-    else if (final_digest(s, s->out_md, s->diff_id, err) < 0)
-      return -1;
+    else
+      final_digest(s->out_md, s->diff_id);
     s->finished = true;
   }
   if (compressed)

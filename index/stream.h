@@ -51,6 +51,9 @@ uint64_t lbx_stream_in_bytes(const lbx_stream *s);                /* source byte
 uint64_t lbx_stream_out_bytes(const lbx_stream *s);       /* decompressed bytes delivered so far */
 const char *lbx_compression_name(enum lbx_compression c); /* "gzip", "zstd", "none" */
 int lbx_stream_have_isal(void);
+/* The versions of the zlib and libzstd found at run time (they are opened
+ * with dlopen), or "not loadable". */
+void lbx_stream_versions(const char **zlib, const char **zstd);
 
 /* A source over a file descriptor region [off, off+len) read with pread;
  * len UINT64_MAX reads to the end of the file. */

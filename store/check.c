@@ -4,9 +4,9 @@
  * recorded running. Problems go to the caller's callback; nothing here
  * prints. See docs/store-format.md, "Checking the store". */
 #include "store-internal.h"
+#include "crypto.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
@@ -30,12 +30,6 @@ struct check {
   char **unused;
   size_t nunused;
 };
-
-static void
-evp_freep(EVP_MD_CTX **c)
-{
-  EVP_MD_CTX_free(*c);
-}
 
 static void report(struct check *c, lbx_check_kind kind, const char *object, const char *repair,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -200,18 +194,16 @@ used_by(struct check *c, const uint8_t digest[LBX_DIGEST_LEN])
 static int
 hash_fd(int fd, uint8_t md[LBX_DIGEST_LEN], uint64_t *bytes)
 {
-  _cleanup_(evp_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
-    return -ENOMEM;
+  _cleanup_sha256_ lbx_sha256 *ctx = lbx_sha256_new();
   _cleanup_free_ uint8_t *buf = lbx_xmalloc(1 << 20);
   ssize_t n;
   while ((n = lbx_read_all(fd, buf, 1 << 20)) > 0) {
-    EVP_DigestUpdate(ctx, buf, (size_t)n);
+    lbx_sha256_update(ctx, buf, (size_t)n);
     *bytes += (uint64_t)n;
   }
   if (n < 0)
     return (int)n;
-  EVP_DigestFinal_ex(ctx, md, NULL);
+  lbx_sha256_final(ctx, md);
   return 0;
 }
 
@@ -270,7 +262,7 @@ check_inline(struct check *c, const uint8_t digest[LBX_DIGEST_LEN], uint64_t siz
              size_t len)
 {
   uint8_t md[LBX_DIGEST_LEN];
-  EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
+  lbx_sha256_buf(data, len, md);
   c->st->bytes_hashed += len;
   if (len == size && memcmp(md, digest, LBX_DIGEST_LEN) == 0)
     return;

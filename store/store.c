@@ -375,10 +375,18 @@ lbx_store_open(const char *root, unsigned flags, lbx_store **out, lbx_err **err)
         lbx_exec(s, "PRAGMA journal_size_limit = 4194304", err) < 0)
       return -1;
   }
+  if (flags & LBX_STORE_NO_CHECKPOINT)
+    lbx_store_skip_checkpoint(s);
   if (lbx_exec(s, "PRAGMA foreign_keys = OFF", err) < 0 || migrate(s, err) < 0)
     return -1;
   *out = steal_pointer(&guard);
   return 0;
+}
+
+void
+lbx_store_skip_checkpoint(lbx_store *s)
+{
+  sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 }
 
 void

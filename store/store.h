@@ -25,11 +25,19 @@ typedef struct lbx_store lbx_store;
 
 enum {
   LBX_STORE_RDONLY = 1 << 0, /* readers such as the FUSE daemon */
+  /* No checkpoint when this connection closes: for the box supervisor's
+   * one-row state writes on a box's start and end paths, where the
+   * checkpoint's two fsyncs and truncation cost more than the write. The
+   * next connection that closes normally checkpoints their frames. */
+  LBX_STORE_NO_CHECKPOINT = 1 << 1,
 };
 
 /* Opens (creating and migrating as needed) the store under root. */
 int lbx_store_open(const char *root, unsigned flags, lbx_store **out, lbx_err **err);
 void lbx_store_close(lbx_store *s);
+/* Makes this connection's close skip its checkpoint, as if it had been
+ * opened with LBX_STORE_NO_CHECKPOINT. */
+void lbx_store_skip_checkpoint(lbx_store *s);
 static inline void
 lbx_store_closep(lbx_store **s)
 {

@@ -141,6 +141,12 @@ lbx_write_all(int fd, const void *buf, size_t n)
 int
 lbx_mkdir_p(const char *path, mode_t mode)
 {
+  /* The whole path usually exists (every command opens the store's dirs):
+   * one call then, not one per component. */
+  if (mkdir(path, mode) == 0 || errno == EEXIST)
+    return 0;
+  if (errno != ENOENT)
+    return -errno;
   _cleanup_free_ char *p = lbx_xstrdup(path);
   for (char *s = p + 1; *s; s++) {
     if (*s != '/')

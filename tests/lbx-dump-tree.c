@@ -4,7 +4,7 @@
  * digest), so the comparison checks the blobs too. */
 #include "index/index.h"
 
-#include <openssl/evp.h>
+#include "store/crypto.h"
 #include <string.h>
 #include <sys/sysmacros.h>
 
@@ -44,20 +44,19 @@ content_hash(struct walk *w, const lbx_node *n, char hex[LBX_DIGEST_HEX])
     w->failed = 1;
     return;
   }
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+  lbx_sha256 *ctx = lbx_sha256_new();
   if (fd >= 0) {
     char buf[65536];
     ssize_t r;
     while ((r = read(fd, buf, sizeof buf)) > 0)
-      EVP_DigestUpdate(ctx, buf, (size_t)r);
+      lbx_sha256_update(ctx, buf, (size_t)r);
     close(fd);
   } else {
-    EVP_DigestUpdate(ctx, data, len);
+    lbx_sha256_update(ctx, data, len);
     free(data);
   }
-  EVP_DigestFinal_ex(ctx, md, NULL);
-  EVP_MD_CTX_free(ctx);
+  lbx_sha256_final(ctx, md);
+  lbx_sha256_free(ctx);
   lbx_hex(md, LBX_DIGEST_LEN, hex);
 }
 

@@ -570,3 +570,26 @@ teardown() {
 	run lbx kill $(lbx ps -q)
 	assert_success
 }
+
+@test "the store's WAL is emptied when the last command ends: it does not grow with the boxes made" {
+	# the WAL was kept and never restarted across processes, so every
+	# command read (and checkpointed again) every frame ever written
+	for k in $(seq 25); do lbx create bb true >/dev/null; done
+	[ "$(stat -c %s "$LAZYBOX_ROOT/store.db-wal")" -eq 0 ] ||
+		fail "WAL after 25 creates: $(stat -c %s "$LAZYBOX_ROOT/store.db-wal") bytes"
+	for k in 1 2 3; do
+		run --separate-stderr lbx run --rm bb true
+		assert_success
+	done
+	# the supervisor checkpoints after the caller has the exit code, so it
+	# may still be at it: the last of it and a ps, whichever closes last,
+	# leave an empty WAL
+	for k in $(seq 50); do
+		lbx ps -a >/dev/null
+		[ "$(stat -c %s "$LAZYBOX_ROOT/store.db-wal")" -eq 0 ] && break
+		sleep 0.1
+	done
+	[ "$(stat -c %s "$LAZYBOX_ROOT/store.db-wal")" -eq 0 ] ||
+		fail "WAL after run --rm: $(stat -c %s "$LAZYBOX_ROOT/store.db-wal") bytes"
+	[ "$(lbx ps -aq | wc -l)" -eq 25 ] || fail "boxes: $(lbx ps -aq | wc -l)"
+}
