@@ -409,21 +409,6 @@ strv_append(char **v, size_t *n, json_t *arr)
   return v;
 }
 
-static void
-strv_free(char **v)
-{
-  /* a NULL-terminated vector and its strings */
-  for (size_t i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
-}
-
-static void
-strv_freep(char ***v)
-{
-  strv_free(*v);
-}
-
 /* Image env, then the box's: a later KEY= wins. */
 static char **
 merge_env(json_t *image_env, json_t *box_env, json_t *more)
@@ -476,8 +461,8 @@ plan_clear(struct plan *p)
 {
   json_decref(p->box);
   json_decref(p->image);
-  strv_free(p->argv);
-  strv_free(p->env);
+  lbx_strv_free(p->argv);
+  lbx_strv_free(p->env);
   free(p->chain_id);
 }
 
@@ -1064,7 +1049,7 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   _cleanup_(plan_clear) struct plan p;
   if (make_plan(s, &box, &p, err) < 0)
     return 125;
-  _cleanup_(strv_freep) char **envv =
+  _cleanup_(lbx_strv_freep) char **envv =
       merge_env(json_object_get(p.image, "Env"), json_object_get(p.box, "Env"), env);
   lbx_exec x = {
       .pid = box.pid,

@@ -543,6 +543,77 @@ is_upper(lbx_boxfs *b, struct bnode *n)
   return u;
 }
 
+/* The node at a path from the root, with a reference, or NULL. */
+static struct bnode *
+node_at(lbx_boxfs *b, const char *path)
+{
+  _cleanup_free_ char *p = lbx_xstrdup(path);
+  struct bnode *cur = b->root;
+  pthread_mutex_lock(&b->mu);
+  cur->refs++;
+  pthread_mutex_unlock(&b->mu);
+  char *save = NULL;
+  for (char *c = strtok_r(p, "/", &save); c && cur; c = strtok_r(NULL, "/", &save)) {
+    struct found f;
+    struct bnode *next = cur->type == S_IFDIR && bx_resolve(b, cur, c, &f) == 0
+                             ? bx_node_for(b, cur, c, &f)
+                             : NULL;
+    pthread_mutex_lock(&b->mu);
+    bx_unref_locked(b, cur, 1);
+    pthread_mutex_unlock(&b->mu);
+    cur = next;
+  }
+  return cur;
+}
+
+/* A lower file with hard links was copied up under one of its names: each
+ * other name that still shows that same lower file becomes a hard link to
+ * the copy, so a write through one name shows through all of them, as on
+ * the image unpacked. Names the box removed or replaced since are left
+ * alone. Best effort: a name that cannot be linked (no room) keeps showing
+ * the lower file. */
+static void
+link_aliases(lbx_boxfs *b, struct bnode *n)
+{
+  /* n's lower id, kept: a lookup of n's name (here, on its own path) now
+   * finds it upper and clears the node's */
+  uint64_t lower = n->lower;
+  char **paths = NULL;
+  if (lbx_chain_paths(b->chain, lower, &paths) < 0)
+    return;
+  _cleanup_(lbx_strv_freep) char **guard = paths;
+  _cleanup_close_ int sdfd = bx_upper_dir(b, n->parent);
+  if (sdfd < 0)
+    return;
+  for (size_t i = 0; paths[i]; i++) {
+    struct bnode *m = node_at(b, paths[i]);
+    if (!m)
+      continue;
+    if (m != n && !m->upper && m->lower == lower && m->type == S_IFREG &&
+        bx_copy_up(b, m->parent) == 0) {
+      _cleanup_close_ int dfd = bx_upper_dir(b, m->parent);
+      if (dfd >= 0 && linkat(sdfd, n->name, dfd, m->name, 0) == 0) {
+        pthread_mutex_lock(&b->mu);
+        m->upper = true;
+        pthread_mutex_unlock(&b->mu);
+        /* the kernel may hold this name's lower pages and attributes (a
+         * day's worth): both go. No request of ours waits on the lock we
+         * hold with one of its pages locked (a write needs a copy-up,
+         * which waits for us, before it locks a page). Unknown ids are
+         * refused by the kernel, harmlessly. */
+        fuse_lowlevel_notify_inval_inode(b->se, bx_id_of(b, m), 0, 0);
+      }
+    }
+    pthread_mutex_lock(&b->mu);
+    bx_unref_locked(b, m, 1);
+    pthread_mutex_unlock(&b->mu);
+  }
+  /* and the name written through: the kernel's attributes are the lower
+   * file's (its link count among them), cached for a day; attributes
+   * only, which takes no inode lock (see box_link) */
+  fuse_lowlevel_notify_inval_inode(b->se, bx_id_of(b, n), -1, 0);
+}
+
 int
 bx_copy_up(lbx_boxfs *b, struct bnode *n)
 {
@@ -559,11 +630,14 @@ bx_copy_up(lbx_boxfs *b, struct bnode *n)
   if (r < 0)
     return r;
   r = nb.n.type == LBX_T_DIR ? copy_up_dir(b, n, &nb.n) : copy_up_file(b, n, &nb.n);
+  bool linked = nb.n.type == LBX_T_REG && nb.n.nlink > 1;
   lbx_node_buf_clear(&nb);
   if (r == 0) {
     pthread_mutex_lock(&b->mu);
     n->upper = true;
     pthread_mutex_unlock(&b->mu);
+    if (linked)
+      link_aliases(b, n);
   }
   return r;
 }

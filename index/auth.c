@@ -11,14 +11,6 @@
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
 #define CONF_MAX (1u << 20)
 
-void
-lbx_strv_free(char **v)
-{
-  for (size_t i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
-}
-
 static char *
 xdg_config_home(void)
 {

@@ -42,6 +42,5 @@ int lbx_auth_split(const char *creds, char **user, char **pass, lbx_err **err);
 /* unqualified-search-registries from registries.conf: 0 with *regs (NULL-
  * terminated, may be empty) allocated, -1 with *err on an unreadable file. */
 int lbx_search_registries(char ***regs, size_t *n, lbx_err **err);
-void lbx_strv_free(char **v);
 
 #endif

@@ -9,6 +9,7 @@ struct lbx_chain {
   lbx_store *s;
   int64_t id;
   uint64_t nodes;
+  sqlite3_stmt *paths; /* lbx_chain_paths's, made on its first use */
 };
 
 int
@@ -35,6 +36,10 @@ lbx_chain_open(lbx_store *s, const char *chain_id, lbx_chain **out, lbx_err **er
 void
 lbx_chain_close(lbx_chain *c)
 {
+  if (c) {
+    LBX_LOCKED(c->s);
+    sqlite3_finalize(c->paths);
+  }
   free(c);
 }
 
@@ -105,6 +110,43 @@ lbx_chain_lookup(lbx_chain *c, uint64_t parent, const char *name, uint64_t *ino)
   if (rc != SQLITE_ROW)
     return rc == SQLITE_DONE ? -ENOENT : -lbx_sqlite_errno(rc);
   *ino = (uint64_t)sqlite3_column_int64(st, 0);
+  return 0;
+}
+
+int
+lbx_chain_paths(lbx_chain *c, uint64_t ino, char ***paths)
+{
+  *paths = NULL;
+  LBX_LOCKED(c->s);
+  /* up from each entry naming ino to the root (ino 1), one directory at a
+   * time: a directory is named by exactly one entry */
+  if (!c->paths &&
+      sqlite3_prepare_v2(c->s->db,
+                         "WITH RECURSIVE up(dir, path) AS ("
+                         "  SELECT parent, name FROM dirents WHERE chain = ?1 AND ino = ?2"
+                         "  UNION ALL"
+                         "  SELECT d.parent, d.name || '/' || up.path FROM up JOIN dirents d"
+                         "    ON d.chain = ?1 AND d.ino = up.dir WHERE up.dir != 1"
+                         ") SELECT path FROM up WHERE dir = 1",
+                         -1, &c->paths, NULL) != SQLITE_OK)
+    return -EIO;
+  sqlite3_stmt *st = c->paths;
+  sqlite3_bind_int64(st, 1, c->id);
+  sqlite3_bind_int64(st, 2, (int64_t)ino);
+  size_t n = 0;
+  char **v = lbx_xcalloc(1, sizeof *v);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    v = lbx_xrealloc(v, (n + 2) * sizeof *v);
+    v[n++] = lbx_xstrdup((const char *)sqlite3_column_text(st, 0));
+    v[n] = NULL;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    lbx_strv_free(v);
+    return -lbx_sqlite_errno(rc);
+  }
+  *paths = v;
   return 0;
 }
 

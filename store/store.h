@@ -224,6 +224,12 @@ int lbx_chain_lookup(lbx_chain *c, uint64_t parent, const char *name,
 typedef int (*lbx_dirent_fn)(void *ctx, const char *name, uint64_t ino);
 int lbx_chain_readdir(lbx_chain *c, uint64_t dir, const char *after, lbx_dirent_fn fn, void *ctx);
 uint64_t lbx_chain_nodes(const lbx_chain *c);
+/* Every path ("dir/name", from the root, without a leading slash) that
+ * leads to node ino: its hard links. *paths is a NULL-terminated array the
+ * caller frees with lbx_strv_free. 0 or -errno. Scans the chain's entries
+ * (there is no index by inode): for the rare copy-up of a hard-linked
+ * file, not for a hot path. */
+int lbx_chain_paths(lbx_chain *c, uint64_t ino, char ***paths);
 
 /* Opens a stored content: an fd of the blob file (*fd >= 0), or the inline
  * bytes (*data, *len; caller frees). */

@@ -138,6 +138,20 @@ lbx_write_all(int fd, const void *buf, size_t n)
   return 0;
 }
 
+void
+lbx_strv_free(char **v)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    free(v[i]);
+  free(v);
+}
+
+void
+lbx_strv_freep(char ***v)
+{
+  lbx_strv_free(*v);
+}
+
 int
 lbx_mkdir_p(const char *path, mode_t mode)
 {

@@ -97,6 +97,9 @@ ssize_t lbx_read_all(int fd, void *buf, size_t n);
 int lbx_write_all(int fd, const void *buf, size_t n);
 /* mkdir -p with the given mode for the created components. */
 int lbx_mkdir_p(const char *path, mode_t mode);
+/* A NULL-terminated vector of strings, and the strings. */
+void lbx_strv_free(char **v);
+void lbx_strv_freep(char ***v);
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer. */
 int lbx_read_file(const char *path, size_t max, char **out, size_t *len);
 

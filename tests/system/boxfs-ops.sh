@@ -28,6 +28,11 @@ op 'rmdir a/b'
 op 'rm a/b/c/f && rmdir a/b/c && ls a/b | wc -l'
 op 'mkdir etc'
 op 'ls -a a | sort | tr "\n" " "'
+# the image's hard links stay links when one name is written (copy-up
+# links the other names that still show the file; a removed one stays out)
+op 'stat -c %h usr/share/hl-a usr/share/hl-b usr/share/hl-c | tr "\n" " "'
+op 'rm usr/share/hl-c && echo w >> usr/share/hl-b && cat usr/share/hl-a && stat -c %h usr/share/hl-a usr/share/hl-b | tr "\n" " "'
+op 'ls usr/share/hl-c'
 # deleting lower names, then making them again
 op 'rm etc/motd && ls etc | sort'
 op 'cat etc/motd'
