@@ -52,9 +52,12 @@ box_init(void *userdata, struct fuse_conn_info *conn)
     conn->want |= FUSE_CAP_SPLICE_WRITE;
   if (conn->capable & FUSE_CAP_SPLICE_MOVE)
     conn->want |= FUSE_CAP_SPLICE_MOVE;
-  /* readdir entries carry no attributes here: merged listings are built per
-   * opendir, and a lookup decides what a name is */
-  conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS;
+  /* readdirplus: a listing answers the lookups that `ls -l` or find would
+   * send next, one round trip per name in a box whose root is a new mount
+   * (cold) each time it starts. Left to the kernel's choice (AUTO): a plain
+   * listing after which nothing is looked up stays plain. */
+  if (conn->capable & FUSE_CAP_READDIRPLUS)
+    conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
   /* the box's umask is applied by the kernel before we see a mode */
   conn->want &= ~(unsigned)FUSE_CAP_DONT_MASK;
   conn->max_readahead = 1u << 20;
@@ -720,6 +723,60 @@ box_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_
   fuse_reply_buf(req, buf, used);
 }
 
+/* As readdir, each name with what a lookup of it would answer (and the
+ * lookup's reference, which the kernel will forget). The listing is the one
+ * made at opendir: a name that went since, or cannot be stat'ed, goes out
+ * without attributes (node id 0), which the kernel takes as a plain entry. */
+static void
+box_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+  lbx_boxfs *b = B(req);
+  struct bdir *d = (struct bdir *)(uintptr_t)fi->fh;
+  struct bnode *p = bx_node_of(b, ino);
+  _cleanup_free_ char *buf = lbx_xmalloc(size);
+  size_t used = 0;
+  for (off_t i = off; (size_t)i < d->n + 2; i++) {
+    struct fuse_entry_param e = {0};
+    struct bnode *n = NULL;
+    const char *name;
+    if (i < 2) {
+      /* the kernel takes no reference for these */
+      name = i == 0 ? "." : "..";
+      e.attr.st_ino = ino;
+      e.attr.st_mode = S_IFDIR;
+    } else {
+      name = d->v[i - 2].name;
+      struct found f;
+      if (bx_resolve(b, p, name, &f) == 0) {
+        n = bx_node_for(b, p, name, &f);
+        if (bx_entry_for(b, n, &e) < 0) {
+          pthread_mutex_lock(&b->mu);
+          bx_unref_locked(b, n, 1);
+          pthread_mutex_unlock(&b->mu);
+          n = NULL;
+        }
+      }
+      if (!n) {
+        memset(&e, 0, sizeof e);
+        e.attr.st_ino = d->v[i - 2].ino;
+        e.attr.st_mode = DTTOIF(d->v[i - 2].type);
+      }
+    }
+    size_t want = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1);
+    if (want > size - used) {
+      /* not sent: its reference is not the kernel's */
+      if (n) {
+        pthread_mutex_lock(&b->mu);
+        bx_unref_locked(b, n, 1);
+        pthread_mutex_unlock(&b->mu);
+      }
+      break;
+    }
+    used += want;
+  }
+  fuse_reply_buf(req, buf, used);
+}
+
 static void
 box_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -1066,6 +1123,7 @@ static const struct fuse_lowlevel_ops box_ops = {
     .fsync = box_fsync,
     .opendir = box_opendir,
     .readdir = box_readdir,
+    .readdirplus = box_readdirplus,
     .releasedir = box_releasedir,
     .fsyncdir = box_fsyncdir,
     .statfs = box_statfs,
