@@ -360,3 +360,39 @@ push_oci() {
 		[[ "$stderr" == *1000* ]] || fail "run -u 1000: $stderr"
 	fi
 }
+
+@test "a 200,000-deep path: import, mount, every level there, check clean; in a box root, writes past PATH_MAX get ENAMETOOLONG" {
+	# one pax entry "a/a/.../f", its directories implied: 400 KB of path
+	run --separate-stderr lbx import -q "$(layer deep-path 200000)" localhost/deep:1
+	assert_success
+	mount_image localhost/deep:1
+	[ "$(find "$MNT" | wc -l)" -eq 200002 ] || fail "levels seen: $(find "$MNT" | wc -l)"
+	lbx umount "$MNT"
+	MNT=
+	run --separate-stderr lbx system check --verify
+	assert_success
+	assert_contains "$output" "no problems found"
+	# a box root over a 3,000-deep image: paths in its upper dir are made
+	# from the root, so a write deeper than PATH_MAX fails with a clear
+	# errno and the daemon goes on
+	run --separate-stderr lbx import -q "$(layer deep-path 3000)" localhost/deep:2
+	assert_success
+	id="$(lbx create localhost/deep:2 true)"
+	MNT="$(lbx mount "$id")"
+	[ "$(find "$MNT" | wc -l)" -eq 3002 ] || fail "levels seen in the box: $(find "$MNT" | wc -l)"
+	run bash -c 'cd "$1/$(printf "a/%.0s" $(seq 1000))" && echo x >near && cat near' sh "$MNT"
+	assert_success
+	[ "$output" = x ]
+	run bash -c 'cd "$1/$(printf "a/%.0s" $(seq 1500))" && cd "$(printf "a/%.0s" $(seq 1500))" && echo y >far' sh "$MNT"
+	assert_failure
+	assert_contains "$output" "File name too long"
+	[ "$(cat "$MNT/$(printf 'a/%.0s' $(seq 1000))near")" = x ] || fail "the daemon stopped answering"
+	lbx umount "$MNT"
+	MNT=
+	# the near write is in the upper dir, and comes back after a remount
+	MNT="$(lbx mount "$id")"
+	[ "$(cat "$MNT/$(printf 'a/%.0s' $(seq 1000))near")" = x ] || fail "lost across a remount"
+	lbx umount "$MNT"
+	MNT=
+	host_untouched
+}
