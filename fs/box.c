@@ -508,14 +508,6 @@ box_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
   fuse_reply_write(req, (size_t)r);
 }
 
-static void
-box_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-  (void)ino;
-  (void)fi;
-  fuse_reply_err(req, 0);
-}
-
 /* Released handles are freed a while later, not at once: a supervisor
  * once died of a read that still used a handle's inline bytes after its
  * release (ASan, heap-use-after-free in box_read, when box processes were
@@ -1118,7 +1110,9 @@ static const struct fuse_lowlevel_ops box_ops = {
     .open = box_open,
     .read = box_read,
     .write_buf = box_write_buf,
-    .flush = box_flush,
+    /* no .flush: nothing is done at close(2) that release does not do,
+     * and without one the kernel stops sending FLUSH after the first
+     * ENOSYS (a round trip per close) */
     .release = box_release,
     .fsync = box_fsync,
     .opendir = box_opendir,
