@@ -259,9 +259,9 @@ version_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   const char *arch = "other";
 #endif
   if (json) {
-    _cleanup_json_ json_t *v = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s}", "Version", LBX_VERSION, "SQLite", sqlite3_libversion(),
-        "Zlib", zlib_v, "Zstd", zstd_v, "GzipInflate", gzip, "OsArch", arch);
+    _cleanup_json_ json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "Version", LBX_VERSION,
+                                         "SQLite", sqlite3_libversion(), "Zlib", zlib_v, "Zstd",
+                                         zstd_v, "GzipInflate", gzip, "OsArch", arch);
     _cleanup_free_ char *text = json_dumps(v, JSON_INDENT(4));
     printf("%s\n", text);
     return 0;

@@ -555,9 +555,8 @@ node_at(lbx_boxfs *b, const char *path)
   char *save = NULL;
   for (char *c = strtok_r(p, "/", &save); c && cur; c = strtok_r(NULL, "/", &save)) {
     struct found f;
-    struct bnode *next = cur->type == S_IFDIR && bx_resolve(b, cur, c, &f) == 0
-                             ? bx_node_for(b, cur, c, &f)
-                             : NULL;
+    struct bnode *next =
+        cur->type == S_IFDIR && bx_resolve(b, cur, c, &f) == 0 ? bx_node_for(b, cur, c, &f) : NULL;
     pthread_mutex_lock(&b->mu);
     bx_unref_locked(b, cur, 1);
     pthread_mutex_unlock(&b->mu);
