@@ -4,6 +4,19 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A message is one line on a terminal: text taken from a registry, a
+ * config file or a JSON parser's report (jansson quotes the raw token, a
+ * newline included) must not break it in two nor send escape sequences to
+ * the user's terminal. Control bytes become '?'. */
+static char *
+one_line(char *msg)
+{
+  for (unsigned char *p = (unsigned char *)msg; *p; p++)
+    if (*p < 0x20 || *p == 0x7f)
+      *p = '?';
+  return msg;
+}
+
 static int set(lbx_err **err, int code, const char *suffix, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
 
@@ -23,6 +36,7 @@ set(lbx_err **err, int code, const char *suffix, const char *fmt, va_list ap)
   } else {
     e->msg = msg ? msg : lbx_xstrdup("out of memory");
   }
+  one_line(e->msg);
   *err = e;
   return -1;
 }
@@ -62,7 +76,7 @@ lbx_error_prefix(lbx_err **err, const char *fmt, ...)
   char *msg = lbx_xasprintf("%s: %s", ctx, (*err)->msg);
   free(ctx);
   free((*err)->msg);
-  (*err)->msg = msg;
+  (*err)->msg = one_line(msg);
   return -1;
 }
 

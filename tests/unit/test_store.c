@@ -117,6 +117,15 @@ main(void)
   if (!mkdtemp(root))
     return 1;
   lbx_err *err = NULL;
+
+  /* an error is one line, whatever text a registry or a parser put in it */
+  lbx_error(&err, EBADMSG, "auth file %s: %s", "/x", "invalid escape near '\"a\\\n'\x1b[2J");
+  lbx_error_prefix(&err, "pull \"%s\"", "a\rb");
+  tap_is_str(err ? err->msg : NULL, "pull \"a?b\": auth file /x: invalid escape near '\"a\\?'?[2J",
+             "control bytes in a message become '?'");
+  lbx_error_free(err);
+  err = NULL;
+
   lbx_store *s;
   tap_ok(lbx_store_open(root, 0, &s, &err) == 0, "store opens and is created");
   struct stat st;
