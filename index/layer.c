@@ -185,7 +185,9 @@ index_entries(struct layer_ctx *c, lbx_err **err)
         return -1;
       e.digest = digest;
     }
-    lbx_layer_tx_add_entry(c->tx, &e);
+    if ((r = lbx_layer_tx_add_entry(c->tx, &e)) < 0)
+      return lbx_error_errno(err, -r, "%s: \"%s\": keeping its row for the commit", c->name,
+                             te->path);
   }
   return r;
 }

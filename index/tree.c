@@ -15,6 +15,7 @@
 
 #include "../store/util.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -34,23 +35,31 @@ struct tdir {
   uint32_t meta_layer; /* layer that last set the metadata (entry or implicit) */
 };
 
+/* 80 bytes: a 1M-entry image's tree is mostly these and its names, so
+ * fields that never coexist share storage (a device has no size, a symlink
+ * no digest) and nodes come from the tree's arena, without malloc's header
+ * and rounding. */
 struct tnode {
   uint8_t type; /* enum lbx_type, never LBX_T_HARDLINK */
   uint8_t has_digest;
-  uint32_t mode, uid, gid;
-  uint32_t nlink; /* non-directories: names pointing here */
-  uint64_t size;
+  uint16_t mode; /* 07777 */
+  uint32_t uid, gid;
+  uint32_t nlink;      /* non-directories: names pointing here */
+  uint32_t xattrs_len; /* lbx_tree_apply refuses more */
+  uint32_t ino;        /* assigned during emit, 0 otherwise; a tree of 2^32
+                          nodes would not fit in memory first */
+  uint64_t size_rdev;  /* makedev() for devices, else the size */
   int64_t mtime_ns;
-  uint64_t rdev;
-  uint64_t ino; /* assigned during emit, 0 otherwise */
-  char *link;   /* symlinks */
   void *xattrs;
-  size_t xattrs_len;
   union {
-    uint8_t digest[LBX_DIGEST_LEN]; /* non-directories */
+    uint8_t digest[LBX_DIGEST_LEN]; /* regular files */
+    char *link;                     /* symlinks */
     struct tdir dir;                /* directories */
+    struct tnode *next_free;        /* on the tree's free list */
   } u;
 };
+
+_Static_assert(sizeof(struct tnode) <= 80, "tree nodes grew");
 
 struct tdent {
   struct tnode *node;
@@ -59,8 +68,21 @@ struct tdent {
   char name[];
 };
 
+/* Nodes and names are carved from chunks freed all at once with the tree.
+ * A freed node goes on a free list for the next one; a freed name's bytes
+ * stay until the end, so the arena is bounded by the names the layers
+ * held, as the rows they came from are. */
+#define ARENA_CHUNK (256u << 10)
+struct chunk {
+  struct chunk *next;
+  size_t used, size;
+  _Alignas(16) unsigned char mem[];
+};
+
 struct lbx_tree {
   struct tnode *root;
+  struct chunk *chunks;
+  struct tnode *free_nodes;
   uint32_t layer;
   uint64_t nnodes, ndents;
   uint64_t key[2]; /* hash seed */
@@ -239,12 +261,37 @@ dir_delete_slot(struct tdir *d, uint32_t i)
   d->count--;
 }
 
+/* ---- memory ---- */
+
+static void *
+arena_alloc(lbx_tree *t, size_t size)
+{
+  size = (size + 7) & ~(size_t)7;
+  struct chunk *c = t->chunks;
+  if (!c || c->size - c->used < size) {
+    size_t cap = size > ARENA_CHUNK ? size : ARENA_CHUNK;
+    c = lbx_xmalloc(sizeof *c + cap);
+    c->next = t->chunks;
+    c->used = 0;
+    c->size = cap;
+    t->chunks = c;
+  }
+  void *p = c->mem + c->used;
+  c->used += size;
+  return p;
+}
+
 /* ---- nodes ---- */
 
 static struct tnode *
 node_new(lbx_tree *t, uint32_t type)
 {
-  struct tnode *n = lbx_xcalloc(1, sizeof *n);
+  struct tnode *n = t->free_nodes;
+  if (n)
+    t->free_nodes = n->u.next_free;
+  else
+    n = arena_alloc(t, sizeof *n);
+  memset(n, 0, sizeof *n);
   n->type = (uint8_t)type;
   t->nnodes++;
   return n;
@@ -256,10 +303,12 @@ node_free(lbx_tree *t, struct tnode *n)
   if (n->type == LBX_T_DIR) {
     free(n->u.dir.slots);
     t->gen++;
+  } else if (n->type == LBX_T_SYMLINK) {
+    free(n->u.link);
   }
-  free(n->link);
   free(n->xattrs);
-  free(n);
+  n->u.next_free = t->free_nodes;
+  t->free_nodes = n;
   t->nnodes--;
 }
 
@@ -268,9 +317,8 @@ set_implicit_meta(struct tnode *n, uint32_t layer)
 {
   n->mode = 0755;
   n->uid = n->gid = 0;
-  n->size = 0;
+  n->size_rdev = 0;
   n->mtime_ns = 0;
-  n->rdev = 0;
   free(n->xattrs);
   n->xattrs = NULL;
   n->xattrs_len = 0;
@@ -288,35 +336,34 @@ dir_new_implicit(lbx_tree *t)
 static void
 set_meta(lbx_tree *t, struct tnode *n, const lbx_entry *e)
 {
-  n->mode = e->mode & 07777;
+  n->mode = (uint16_t)(e->mode & 07777);
   n->uid = e->uid;
   n->gid = e->gid;
-  n->size = e->size;
+  n->size_rdev = n->type == LBX_T_CHR || n->type == LBX_T_BLK ? e->rdev : e->size;
   n->mtime_ns = e->mtime_ns;
-  n->rdev = e->rdev;
   free(n->xattrs);
   n->xattrs = NULL;
   n->xattrs_len = 0;
   if (e->xattrs && e->xattrs_len) {
     n->xattrs = lbx_xmalloc(e->xattrs_len);
     memcpy(n->xattrs, e->xattrs, e->xattrs_len);
-    n->xattrs_len = e->xattrs_len;
+    n->xattrs_len = (uint32_t)e->xattrs_len;
   }
+  /* a directory keeps its children; anything else is a new node here */
   if (n->type == LBX_T_DIR) {
     n->u.dir.meta_layer = t->layer;
-    return;
-  }
-  free(n->link);
-  n->link = n->type == LBX_T_SYMLINK ? lbx_xstrdup(e->link ? e->link : "") : NULL;
-  n->has_digest = e->digest != NULL;
-  if (e->digest)
+  } else if (n->type == LBX_T_SYMLINK) {
+    n->u.link = lbx_xstrdup(e->link ? e->link : "");
+  } else if (n->type == LBX_T_REG && e->digest) {
+    n->has_digest = 1;
     memcpy(n->u.digest, e->digest, LBX_DIGEST_LEN);
+  }
 }
 
 static struct tdent *
 dent_new(lbx_tree *t, const char *name, size_t len, uint32_t hash, struct tnode *node)
 {
-  struct tdent *c = lbx_xmalloc(sizeof *c + len + 1);
+  struct tdent *c = arena_alloc(t, sizeof *c + len + 1);
   c->node = node;
   c->hash = hash;
   c->layer = t->layer;
@@ -351,7 +398,6 @@ free_subtree(lbx_tree *t, struct tnode *root)
         nstack_push(&st, c->node);
       else
         unref_file(t, c->node);
-      free(c);
       t->ndents--;
     }
     node_free(t, d);
@@ -367,7 +413,6 @@ release_dent(lbx_tree *t, struct tdent *c)
     free_subtree(t, c->node);
   else
     unref_file(t, c->node);
-  free(c);
   t->ndents--;
 }
 
@@ -560,6 +605,10 @@ lbx_tree_free(lbx_tree *t)
   if (!t)
     return;
   free_subtree(t, t->root);
+  for (struct chunk *c = t->chunks, *next; c; c = next) {
+    next = c->next;
+    free(c);
+  }
   free(t->cache_path);
   free(t);
 }
@@ -654,6 +703,8 @@ lbx_tree_apply(lbx_tree *t, const lbx_entry *e, lbx_err **err)
     return lbx_error(err, EINVAL, "\"%s\": unknown entry type %u", path, e->type);
   }
 
+  if (e->xattrs_len > UINT32_MAX)
+    return lbx_error(err, E2BIG, "\"%s\": %zu bytes of xattrs", path, e->xattrs_len);
   if (*path == '\0') {
     if (e->type != LBX_T_DIR)
       return lbx_error(err, EINVAL, "\"\": the root must be a directory");
@@ -718,7 +769,8 @@ dent_cmp(const void *a, const void *b)
 static int
 emit_node(struct tnode *n, uint64_t ino, lbx_tree_node_fn fn, void *ctx)
 {
-  n->ino = ino;
+  n->ino = (uint32_t)ino;
+  bool dev = n->type == LBX_T_CHR || n->type == LBX_T_BLK;
   uint32_t nlink = n->nlink;
   if (n->type == LBX_T_DIR) {
     nlink = 2;
@@ -735,11 +787,11 @@ emit_node(struct tnode *n, uint64_t ino, lbx_tree_node_fn fn, void *ctx)
       .uid = n->uid,
       .gid = n->gid,
       .nlink = nlink,
-      .size = n->size,
+      .size = dev ? 0 : n->size_rdev,
       .mtime_ns = n->mtime_ns,
-      .rdev = n->rdev,
-      .link = n->link,
-      .digest = n->type != LBX_T_DIR && n->has_digest ? n->u.digest : NULL,
+      .rdev = dev ? n->size_rdev : 0,
+      .link = n->type == LBX_T_SYMLINK ? n->u.link : NULL,
+      .digest = n->type == LBX_T_REG && n->has_digest ? n->u.digest : NULL,
       .xattrs = n->xattrs,
       .xattrs_len = n->xattrs_len,
   };

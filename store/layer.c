@@ -1,5 +1,9 @@
-/* Indexing one layer: blobs written as the tar is read, rows kept in memory
- * and committed in one transaction once the blob files are durable. */
+/* Indexing one layer: blobs written as the tar is read, rows kept for the
+ * commit, one transaction once the blob files are durable. The rows wait in
+ * a record stream, in memory up to SPILL_AT bytes and past that in an
+ * unlinked file in the store's tmp/, so a layer of millions of entries costs
+ * disk (page cache), not memory: its transaction must not start before the
+ * syncfs, or the store's write lock would be held for the whole download. */
 #include "store-internal.h"
 
 #include <fcntl.h>
@@ -7,21 +11,28 @@
 #include <string.h>
 #include <sys/stat.h>
 
-struct tx_entry {
-  lbx_entry e;
-  uint8_t digest[LBX_DIGEST_LEN];
-};
-
 struct tx_inline {
   uint8_t digest[LBX_DIGEST_LEN];
   void *data;
   size_t len;
 };
 
-struct tx_file {
-  uint8_t digest[LBX_DIGEST_LEN];
+/* A record of the stream: an entry (its strings follow: path, link,
+ * xattrs) or a blob file placed for the layer (digest and size only).
+ * Native layout: the file never outlives the process that wrote it. */
+enum { REC_ENTRY = 1, REC_FILE = 2 };
+struct rec {
+  uint8_t kind, has_digest, has_link, pad;
+  uint32_t type, mode, uid, gid;
+  uint32_t path_len, link_len, xattrs_len;
   uint64_t size;
+  int64_t mtime_ns;
+  uint64_t rdev, offset;
+  uint8_t digest[LBX_DIGEST_LEN];
 };
+
+/* In memory below this; past it, written out in chunks of this size. */
+#define SPILL_AT (4u << 20)
 
 /* Inline contents wait in memory for the commit; past this many bytes a
  * layer's small files go to blob files instead, so a hostile layer of
@@ -32,12 +43,12 @@ struct lbx_layer_tx {
   lbx_store *s;
   lbx_dset inl_set; /* digests in inl */
   size_t inl_bytes;
-  struct tx_entry *entries;
-  size_t nentries, centries;
+  uint8_t *recs; /* records not yet in the spill file */
+  size_t rlen, rcap;
+  int spill_fd; /* -1 until the records outgrow SPILL_AT */
+  size_t nentries;
   struct tx_inline *inl;
   size_t ninl, cinl;
-  struct tx_file *files;
-  size_t nfiles, cfiles;
   bool wrote_files;
   uint64_t logical;
 };
@@ -49,16 +60,9 @@ lbx_layer_tx_begin(lbx_store *s, lbx_layer_tx **out, lbx_err **err)
     return lbx_error(err, EROFS, "store %s is open read-only", s->root);
   lbx_layer_tx *tx = lbx_xcalloc(1, sizeof *tx);
   tx->s = s;
+  tx->spill_fd = -1;
   *out = tx;
   return 0;
-}
-
-static void
-entry_clear(lbx_entry *e)
-{
-  free((char *)e->path);
-  free((char *)e->link);
-  free((void *)e->xattrs);
 }
 
 void
@@ -68,18 +72,86 @@ lbx_layer_tx_free(lbx_layer_tx *tx)
     return;
   /* Blob files already renamed into place stay: they are harmless without
    * rows, another running load may rely on them, and gc sweeps them. */
-  for (size_t i = 0; i < tx->nentries; i++)
-    entry_clear(&tx->entries[i].e);
   for (size_t i = 0; i < tx->ninl; i++)
     free(tx->inl[i].data);
-  free(tx->entries);
   free(tx->inl);
   lbx_dset_clear(&tx->inl_set);
-  free(tx->files);
+  free(tx->recs);
+  if (tx->spill_fd >= 0)
+    close(tx->spill_fd);
   free(tx);
 }
 
-static void record_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t size);
+static int record_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t size);
+
+/* The store's tmp/ holds it, so it counts against the store's file system
+ * (where the rows go anyway), never the host's /tmp. */
+static int
+spill_open(lbx_layer_tx *tx)
+{
+  int fd = open(tx->s->tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+    return fd >= 0 ? fd : -errno;
+  _cleanup_free_ char *p = lbx_xasprintf("%s/rows-XXXXXX", tx->s->tmpdir);
+  fd = mkostemp(p, O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  unlink(p);
+  return fd;
+}
+
+static int
+spill_flush(lbx_layer_tx *tx)
+{
+  if (tx->rlen == 0)
+    return 0;
+  if (tx->spill_fd < 0) {
+    int fd = spill_open(tx);
+    if (fd < 0)
+      return fd;
+    tx->spill_fd = fd;
+  }
+  int r = lbx_write_all(tx->spill_fd, tx->recs, tx->rlen);
+  if (r < 0)
+    return r;
+  tx->rlen = 0;
+  if (tx->rcap > SPILL_AT) { /* grown for one huge record: give it back */
+    tx->recs = lbx_xrealloc(tx->recs, SPILL_AT);
+    tx->rcap = SPILL_AT;
+  }
+  return 0;
+}
+
+/* Appends one record: the fixed part, then up to three byte strings. */
+static int
+put_rec(lbx_layer_tx *tx, const struct rec *h, const void *a, size_t alen, const void *b,
+        size_t blen, const void *c, size_t clen)
+{
+  size_t need = sizeof *h + alen + blen + clen;
+  if (tx->rlen && tx->rlen + need > SPILL_AT) {
+    int r = spill_flush(tx);
+    if (r < 0)
+      return r;
+  }
+  if (tx->rlen + need > tx->rcap) {
+    size_t cap = tx->rcap ? tx->rcap : 64 << 10;
+    while (cap < tx->rlen + need)
+      cap *= 2;
+    tx->recs = lbx_xrealloc(tx->recs, cap);
+    tx->rcap = cap;
+  }
+  uint8_t *p = tx->recs + tx->rlen;
+  memcpy(p, h, sizeof *h);
+  p += sizeof *h;
+  if (alen)
+    memcpy(p, a, alen);
+  if (blen)
+    memcpy(p + alen, b, blen);
+  if (clen)
+    memcpy(p + alen + blen, c, clen);
+  tx->rlen += need;
+  return 0;
+}
 
 int
 lbx_layer_tx_has_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t size)
@@ -103,8 +175,8 @@ lbx_layer_tx_has_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], ui
   }
   if (!pending)
     return 0;
-  record_file(tx, digest, size);
-  return 1;
+  int r = record_file(tx, digest, size);
+  return r < 0 ? r : 1;
 }
 
 int
@@ -133,18 +205,18 @@ lbx_layer_tx_put_inline(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], 
   return 0;
 }
 
-static void
+static int
 record_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t size)
 {
-  if (tx->nfiles == tx->cfiles) {
-    tx->cfiles = tx->cfiles ? tx->cfiles * 2 : 256;
-    tx->files = lbx_xrealloc(tx->files, tx->cfiles * sizeof *tx->files);
-  }
-  memcpy(tx->files[tx->nfiles].digest, digest, LBX_DIGEST_LEN);
-  tx->files[tx->nfiles++].size = size;
+  struct rec h = {.kind = REC_FILE, .has_digest = 1, .size = size};
+  memcpy(h.digest, digest, LBX_DIGEST_LEN);
+  int r = put_rec(tx, &h, NULL, 0, NULL, 0, NULL, 0);
+  if (r < 0)
+    return r;
   tx->wrote_files = true;
   LBX_LOCKED(tx->s);
   lbx_dset_add(&tx->s->pending, digest);
+  return 0;
 }
 
 /* Renames a written tmp file to its content address, making the fan-out
@@ -206,8 +278,7 @@ lbx_layer_tx_put_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], in
     unlink(path);
     return r;
   }
-  record_file(tx, digest, size);
-  return 0;
+  return record_file(tx, digest, size);
 }
 
 int
@@ -229,29 +300,121 @@ lbx_layer_tx_put_data(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], co
 int
 lbx_layer_tx_add_entry(lbx_layer_tx *tx, const lbx_entry *e)
 {
-  if (tx->nentries == tx->centries) {
-    tx->centries = tx->centries ? tx->centries * 2 : 1024;
-    tx->entries = lbx_xrealloc(tx->entries, tx->centries * sizeof *tx->entries);
-  }
-  struct tx_entry *t = &tx->entries[tx->nentries++];
-  t->e = *e;
-  t->e.path = lbx_xstrdup(e->path);
-  t->e.link = e->link ? lbx_xstrdup(e->link) : NULL;
-  if (e->xattrs && e->xattrs_len) {
-    void *x = lbx_xmalloc(e->xattrs_len);
-    memcpy(x, e->xattrs, e->xattrs_len);
-    t->e.xattrs = x;
-  } else {
-    t->e.xattrs = NULL;
-    t->e.xattrs_len = 0;
-  }
-  if (e->digest) {
-    memcpy(t->digest, e->digest, LBX_DIGEST_LEN);
-    t->e.digest = t->digest; /* fixed up after a realloc moves the array, see commit */
-  }
+  size_t plen = strlen(e->path), llen = e->link ? strlen(e->link) : 0;
+  size_t xlen = e->xattrs ? e->xattrs_len : 0;
+  if (plen > UINT32_MAX || llen > UINT32_MAX || xlen > UINT32_MAX)
+    return -E2BIG;
+  struct rec h = {
+      .kind = REC_ENTRY,
+      .has_digest = e->digest != NULL,
+      .has_link = e->link != NULL,
+      .type = e->type,
+      .mode = e->mode,
+      .uid = e->uid,
+      .gid = e->gid,
+      .path_len = (uint32_t)plen,
+      .link_len = (uint32_t)llen,
+      .xattrs_len = (uint32_t)xlen,
+      .size = e->size,
+      .mtime_ns = e->mtime_ns,
+      .rdev = e->rdev,
+      .offset = e->offset,
+  };
+  if (e->digest)
+    memcpy(h.digest, e->digest, LBX_DIGEST_LEN);
+  int r = put_rec(tx, &h, e->path, plen, e->link, llen, e->xattrs, xlen);
+  if (r < 0)
+    return r;
+  tx->nentries++;
   if (e->type == LBX_T_REG)
     tx->logical += e->size;
   return 0;
+}
+
+/* Reads the records back in order: from memory, or from the spill file
+ * through the same buffer (grown for a record bigger than it). */
+struct rec_reader {
+  lbx_layer_tx *tx;
+  size_t pos;
+  bool from_file;
+};
+
+/* Makes n bytes from pos available in tx->recs: 1, 0 at the end, -errno. */
+static int
+reader_need(struct rec_reader *rd, size_t n)
+{
+  lbx_layer_tx *tx = rd->tx;
+  if (tx->rlen - rd->pos >= n)
+    return 1;
+  if (!rd->from_file)
+    return rd->pos == tx->rlen ? 0 : -EIO;
+  memmove(tx->recs, tx->recs + rd->pos, tx->rlen - rd->pos);
+  tx->rlen -= rd->pos;
+  rd->pos = 0;
+  if (n > tx->rcap) {
+    tx->recs = lbx_xrealloc(tx->recs, n);
+    tx->rcap = n;
+  }
+  while (tx->rlen < n) {
+    ssize_t got = read(tx->spill_fd, tx->recs + tx->rlen, tx->rcap - tx->rlen);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0)
+      return -errno;
+    if (got == 0)
+      return tx->rlen == 0 ? 0 : -EIO; /* a torn record: the file was cut */
+    tx->rlen += (size_t)got;
+  }
+  return 1;
+}
+
+static int
+reader_start(struct rec_reader *rd, lbx_layer_tx *tx)
+{
+  *rd = (struct rec_reader){.tx = tx};
+  if (tx->spill_fd < 0)
+    return 0;
+  int r = spill_flush(tx);
+  if (r < 0)
+    return r;
+  if (lseek(tx->spill_fd, 0, SEEK_SET) < 0)
+    return -errno;
+  rd->from_file = true;
+  return 0;
+}
+
+/* The next record; for an entry, *e points into the buffer until the next
+ * call. 1, 0 at the end, -errno. */
+static int
+reader_next(struct rec_reader *rd, struct rec *h, lbx_entry *e)
+{
+  int r = reader_need(rd, sizeof *h);
+  if (r <= 0)
+    return r;
+  memcpy(h, rd->tx->recs + rd->pos, sizeof *h);
+  size_t body = (size_t)h->path_len + h->link_len + h->xattrs_len;
+  if ((r = reader_need(rd, sizeof *h + body)) <= 0)
+    return r < 0 ? r : -EIO;
+  const uint8_t *p = rd->tx->recs + rd->pos;
+  rd->pos += sizeof *h + body;
+  if (h->kind != REC_ENTRY)
+    return 1;
+  /* strings without their NUL: bound to SQL by their lengths in h */
+  *e = (lbx_entry){
+      .type = h->type,
+      .mode = h->mode,
+      .uid = h->uid,
+      .gid = h->gid,
+      .size = h->size,
+      .mtime_ns = h->mtime_ns,
+      .rdev = h->rdev,
+      .offset = h->offset,
+      .xattrs_len = h->xattrs_len,
+  };
+  e->path = (const char *)p + sizeof *h;
+  e->link = h->has_link ? (const char *)p + sizeof *h + h->path_len : NULL;
+  e->xattrs = h->xattrs_len ? p + sizeof *h + h->path_len + h->link_len : NULL;
+  return 1;
 }
 
 static int
@@ -291,53 +454,57 @@ insert_rows(lbx_layer_tx *tx, const char *diff_id, uint64_t tar_size, const char
       return lbx_sql_error(s, err, "adding the layer digest");
   }
 
-  st = lbx_stmt(s, ST_INSERT_ENTRY);
-  if (!st)
+  sqlite3_stmt *ins = lbx_stmt(s, ST_INSERT_ENTRY), *blob = lbx_stmt(s, ST_INSERT_BLOB);
+  if (!ins || !blob)
     return lbx_sql_error(s, err, "preparing");
-  for (size_t i = 0; i < tx->nentries; i++) {
-    const lbx_entry *e = &tx->entries[i].e;
-    sqlite3_bind_int64(st, 1, layer);
-    sqlite3_bind_int64(st, 2, (int64_t)i);
-    sqlite3_bind_text(st, 3, e->path, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, (int)e->type);
-    sqlite3_bind_int(st, 5, (int)e->mode);
-    sqlite3_bind_int64(st, 6, e->uid);
-    sqlite3_bind_int64(st, 7, e->gid);
-    sqlite3_bind_int64(st, 8, (int64_t)e->size);
-    sqlite3_bind_int64(st, 9, e->mtime_ns);
-    sqlite3_bind_int64(st, 10, (int64_t)e->rdev);
-    if (e->link)
-      sqlite3_bind_text(st, 11, e->link, -1, SQLITE_STATIC);
+  struct rec_reader rd;
+  struct rec h;
+  lbx_entry e = {0};
+  int r = reader_start(&rd, tx);
+  for (int64_t seq = 0; r >= 0 && (r = reader_next(&rd, &h, &e)) > 0;) {
+    if (h.kind == REC_FILE) {
+      sqlite3_bind_blob(blob, 1, h.digest, LBX_DIGEST_LEN, SQLITE_STATIC);
+      sqlite3_bind_int64(blob, 2, (int64_t)h.size);
+      sqlite3_bind_null(blob, 3);
+      if (step_done(blob) < 0)
+        return lbx_sql_error(s, err, "adding a blob");
+      continue;
+    }
+    sqlite3_bind_int64(ins, 1, layer);
+    sqlite3_bind_int64(ins, 2, seq++);
+    sqlite3_bind_text(ins, 3, e.path, (int)h.path_len, SQLITE_STATIC);
+    sqlite3_bind_int(ins, 4, (int)e.type);
+    sqlite3_bind_int(ins, 5, (int)e.mode);
+    sqlite3_bind_int64(ins, 6, e.uid);
+    sqlite3_bind_int64(ins, 7, e.gid);
+    sqlite3_bind_int64(ins, 8, (int64_t)e.size);
+    sqlite3_bind_int64(ins, 9, e.mtime_ns);
+    sqlite3_bind_int64(ins, 10, (int64_t)e.rdev);
+    if (e.link)
+      sqlite3_bind_text(ins, 11, e.link, (int)h.link_len, SQLITE_STATIC);
     else
-      sqlite3_bind_null(st, 11);
-    if (e->digest)
-      sqlite3_bind_blob(st, 12, tx->entries[i].digest, LBX_DIGEST_LEN, SQLITE_STATIC);
+      sqlite3_bind_null(ins, 11);
+    if (h.has_digest)
+      sqlite3_bind_blob(ins, 12, h.digest, LBX_DIGEST_LEN, SQLITE_STATIC);
     else
-      sqlite3_bind_null(st, 12);
-    sqlite3_bind_int64(st, 13, (int64_t)e->offset);
-    if (e->xattrs)
-      sqlite3_bind_blob(st, 14, e->xattrs, (int)e->xattrs_len, SQLITE_STATIC);
+      sqlite3_bind_null(ins, 12);
+    sqlite3_bind_int64(ins, 13, (int64_t)e.offset);
+    if (e.xattrs)
+      sqlite3_bind_blob(ins, 14, e.xattrs, (int)e.xattrs_len, SQLITE_STATIC);
     else
-      sqlite3_bind_null(st, 14);
-    if (step_done(st) < 0)
+      sqlite3_bind_null(ins, 14);
+    if (step_done(ins) < 0)
       return lbx_sql_error(s, err, "adding an entry");
   }
+  if (r < 0)
+    return lbx_error_errno(err, -r, "store %s: reading back the layer's rows from %s", s->root,
+                           s->tmpdir);
 
-  st = lbx_stmt(s, ST_INSERT_BLOB);
-  if (!st)
-    return lbx_sql_error(s, err, "preparing");
   for (size_t i = 0; i < tx->ninl; i++) {
-    sqlite3_bind_blob(st, 1, tx->inl[i].digest, LBX_DIGEST_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (int64_t)tx->inl[i].len);
-    sqlite3_bind_blob(st, 3, tx->inl[i].data, (int)tx->inl[i].len, SQLITE_STATIC);
-    if (step_done(st) < 0)
-      return lbx_sql_error(s, err, "adding a blob");
-  }
-  for (size_t i = 0; i < tx->nfiles; i++) {
-    sqlite3_bind_blob(st, 1, tx->files[i].digest, LBX_DIGEST_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (int64_t)tx->files[i].size);
-    sqlite3_bind_null(st, 3);
-    if (step_done(st) < 0)
+    sqlite3_bind_blob(blob, 1, tx->inl[i].digest, LBX_DIGEST_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(blob, 2, (int64_t)tx->inl[i].len);
+    sqlite3_bind_blob(blob, 3, tx->inl[i].data, (int)tx->inl[i].len, SQLITE_STATIC);
+    if (step_done(blob) < 0)
       return lbx_sql_error(s, err, "adding a blob");
   }
   return 0;

@@ -58,9 +58,11 @@ int lbx_store_has_layer(lbx_store *s, const char *diff_id);
 /* The diff_id a compressed layer digest was indexed as: 1 (diff_id filled), 0, -errno. */
 int lbx_store_layer_by_digest(lbx_store *s, const char *digest, char diff_id[LBX_DIGEST_STR]);
 
-/* A layer being indexed. Entries and small blobs are kept in memory and
- * written in one transaction by commit, after the blob files written for the
- * layer are durable (one syncfs, not an fsync per file). Safe to use from one
+/* A layer being indexed. Entries and small blobs are kept (entries past a
+ * few MiB in an unlinked file in the store's tmp/, so memory stays bounded
+ * whatever the number of entries) and written in one transaction by commit,
+ * after the blob files written for the layer are durable (one syncfs, not an
+ * fsync per file). Safe to use from one
  * thread per transaction; several transactions may run at once. */
 typedef struct lbx_layer_tx lbx_layer_tx;
 int lbx_layer_tx_begin(lbx_store *s, lbx_layer_tx **out, lbx_err **err);
@@ -87,7 +89,8 @@ int lbx_layer_tx_put_data(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN]
 int lbx_layer_tx_tmpfile(lbx_layer_tx *tx, char **path); /* returns an fd or -errno */
 int lbx_layer_tx_put_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], int fd,
                           const char *path, uint64_t size);
-/* Copies the entry (strings and blobs) into the transaction. */
+/* Copies the entry (strings and blobs) into the transaction: 0 or -errno
+ * (e.g. -ENOSPC writing the rows out). */
 int lbx_layer_tx_add_entry(lbx_layer_tx *tx, const lbx_entry *e);
 /* Makes the blob files durable, then inserts the layer, its entries, its
  * blobs and the compressed digest it came as (digest may be NULL) in one
