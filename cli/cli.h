@@ -51,10 +51,10 @@ struct lbx_box_row;
 /* By name, ID or ID prefix; -1 with "box KEY: no such box" (ENOENT) or
  * "...: the ID prefix is ambiguous" (EEXIST). */
 int lbx_cli_box_find(lbx_store *s, const char *key, struct lbx_box_row *box, lbx_err **err);
-bool lbx_cli_box_running(lbx_store *s, const struct lbx_box_row *box);
+bool lbx_cli_box_running(lbx_store *s, struct lbx_box_row *box);
 /* `inspect BOX`: the box's row, its settings and state, Podman's keys. */
 struct json_t;
-struct json_t *lbx_cli_box_json(lbx_store *s, const struct lbx_box_row *box);
+struct json_t *lbx_cli_box_json(lbx_store *s, struct lbx_box_row *box);
 /* Waits for the box's supervisor to end: 0, or -1 after timeout_ms (< 0: none). */
 int lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms);
 

@@ -105,13 +105,11 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     bool running = lbx_cli_box_running(s, &rows[i]);
     if (!o.all && !running)
       continue;
-    /* a supervisor found dead just now was recorded as exited */
+    /* a supervisor found dead just now was recorded as exited (in the row
+     * too, with the end it kept if it could not record it) */
     const char *state = running                                 ? "running"
                         : strcmp(rows[i].state, "created") == 0 ? "created"
                                                                 : "exited";
-    /* a supervisor found dead just now: recorded as -1, the row read earlier */
-    if (!running && strcmp(rows[i].state, "running") == 0)
-      rows[i].exit_code = -1;
     _cleanup_free_ char *img = image_name(s, rows[i].image);
     _cleanup_free_ char *cmd = command_of(rows[i].config);
     if (json) {

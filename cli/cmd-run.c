@@ -35,14 +35,15 @@ lbx_cli_box_find(lbx_store *s, const char *key, lbx_box_row *box, lbx_err **err)
 
 /* The supervisor holds the box log's lock for its whole life. */
 bool
-lbx_cli_box_running(lbx_store *s, const lbx_box_row *box)
+lbx_cli_box_running(lbx_store *s, lbx_box_row *box)
 {
   if (strcmp(box->state, "running") != 0)
     return false;
   if (lbx_store_box_supervised(s, box->id))
     return true;
-  /* its supervisor was killed: the box went with it (PDEATHSIG) */
-  lbx_store_box_set_exited(s, box->id, -1, lbx_now_ns(), NULL);
+  /* its supervisor was killed (the box went with it: PDEATHSIG), or
+   * could not record the end in a full store */
+  lbx_store_box_reap(s, box, NULL);
   return false;
 }
 
@@ -540,8 +541,12 @@ sup_exited(void *ctx, int code)
 {
   struct sup_ctx *c = ctx;
   lbx_store *s = NULL;
-  if (lbx_store_open(c->root, 0, &s, NULL) == 0)
-    lbx_store_box_set_exited(s, c->id, code, lbx_now_ns(), NULL);
+  int64_t now = lbx_now_ns();
+  if (lbx_store_open(c->root, 0, &s, NULL) < 0 ||
+      lbx_store_box_set_exited(s, c->id, code, now, NULL) < 0)
+    /* a full disk: the store cannot take the end, the box's directory
+     * keeps it for the next look at the box (lbx_store_box_reap) */
+    lbx_box_keep_exit(c->root, c->id, code, now);
   c->kept = s;
 }
 
@@ -557,7 +562,7 @@ forward_signal(int sig)
 /* Starts the box; attached: returns its exit code when it ends; detached:
  * 0 once it runs. 125/126/127 with *err when it cannot start. */
 static int
-start_box(lbx_cli *cli, const lbx_box_row *box, bool attach, bool debug, lbx_err **err)
+start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err)
 {
   lbx_store *s = cli->store;
   if (lbx_cli_box_running(s, box))
@@ -829,7 +834,7 @@ parse_signal(const char *s)
 
 /* Signals the box's pid 1, checking it is still that process. */
 static int
-signal_box(lbx_store *s, const lbx_box_row *box, int sig)
+signal_box(lbx_store *s, lbx_box_row *box, int sig)
 {
   if (!lbx_cli_box_running(s, box))
     return -ESRCH;
@@ -938,7 +943,7 @@ time_or_zero(int64_t ns)
 }
 
 json_t *
-lbx_cli_box_json(lbx_store *s, const lbx_box_row *box)
+lbx_cli_box_json(lbx_store *s, lbx_box_row *box)
 {
   bool running = lbx_cli_box_running(s, box);
   struct plan p;

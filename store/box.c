@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 void
 lbx_box_row_clear(lbx_box_row *r)
@@ -153,6 +154,43 @@ lbx_store_box_set_exited(lbx_store *s, const char *id, int exit_code, int64_t fi
                    "UPDATE boxes SET state = 'exited', pid = 0, exit_code = ?2, finished = ?3 "
                    "WHERE id = ?1",
                    exit_code, finished_ns, 0, err);
+}
+
+/* "code ns": what a supervisor could not write to a full store */
+#define EXIT_XATTR "user.lazybox.exit"
+
+int
+lbx_box_keep_exit(const char *root, const char *id, int exit_code, int64_t finished_ns)
+{
+  _cleanup_free_ char *dir = lbx_xasprintf("%s/boxes/%s", root, id);
+  char v[48];
+  int n = snprintf(v, sizeof v, "%d %lld", exit_code, (long long)finished_ns);
+  return setxattr(dir, EXIT_XATTR, v, (size_t)n, 0) < 0 ? -errno : 0;
+}
+
+int
+lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err)
+{
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, row->id);
+  char v[48];
+  ssize_t n = getxattr(dir, EXIT_XATTR, v, sizeof v - 1);
+  int code = -1;
+  long long ns = 0;
+  if (n > 0) {
+    v[n] = '\0';
+    if (sscanf(v, "%d %lld", &code, &ns) != 2)
+      code = -1, ns = 0;
+  }
+  if (ns <= 0)
+    ns = lbx_now_ns();
+  if (lbx_store_box_set_exited(s, row->id, code, ns, err) < 0)
+    return -1;
+  if (n > 0)
+    removexattr(dir, EXIT_XATTR);
+  snprintf(row->state, sizeof row->state, "exited");
+  row->exit_code = code;
+  row->finished_ns = ns;
+  return 0;
 }
 
 int

@@ -459,9 +459,9 @@ check_boxes(struct check *c, lbx_err **err)
              "its directory %s is missing (its changes are lost); remove the box (rm)", rel);
     if (strcmp(b->state, "running") == 0 && !lbx_store_box_supervised(s, b->id)) {
       const char *done = NULL;
-      /* -1, as the CLI records a box whose supervisor it finds gone */
+      /* as the CLI records a box whose supervisor it finds gone */
       if (c->o->repair) {
-        if (lbx_store_box_set_exited(s, b->id, -1, lbx_now_ns(), err) < 0)
+        if (lbx_store_box_reap(s, b, err) < 0)
           r = -1;
         else
           done = "marked exited";

@@ -269,6 +269,14 @@ int lbx_store_box_set_running(lbx_store *s, const char *id, int pid, uint64_t pi
                               int64_t started_ns, lbx_err **err);
 int lbx_store_box_set_exited(lbx_store *s, const char *id, int exit_code, int64_t finished_ns,
                              lbx_err **err);
+/* A box whose supervisor is gone while its row says running: records it
+ * exited with the end the supervisor kept in the box's directory when the
+ * store could not take it (a full disk: lbx_box_keep_exit), else with -1
+ * and now. Fills *row's state, exit code and end time. */
+int lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err);
+/* Keeps a box's end where a full disk still has room: an xattr of
+ * root/boxes/<id>, held in the directory's inode. 0 or -errno. */
+int lbx_box_keep_exit(const char *root, const char *id, int exit_code, int64_t finished_ns);
 /* Removes the row, then the box's directory. */
 int lbx_store_box_delete(lbx_store *s, const char *id, lbx_err **err);
 /* Removes boxes/<id> only if no box row names it: what a crash between

@@ -527,6 +527,11 @@ same_dump() {
 	assert_contains "$stderr" "No space left on device"
 	run --separate-stderr in_ns df -B1 --output=avail "$SMALL"
 	[ "${lines[-1]}" -lt 65536 ] || fail "the box did not fill the disk: ${lines[-1]} bytes free"
+	# its end was recorded on the full disk, or kept until it could be
+	run --separate-stderr lbs ps -a --format json
+	assert_success
+	[ "$(jq -r '.[] | select(.Names[0] == "full") | "\(.State) \(.ExitCode)"' <<<"$output")" = "exited 3" ] ||
+		fail "ps after the full-disk run: $output"
 	# the supervisor truncates the WAL after the caller has the exit code,
 	# which frees what the WAL held: once it has, the disk is filled again
 	for _ in $(seq 100); do
