@@ -28,12 +28,15 @@
  * through the others: no attribute caching for upper files. */
 #define UPPER_TIMEOUT 0.0
 /* Directories cannot be hard-linked, and every change to one (entries,
- * modes, times) goes through the daemon, whose replies the kernel applies:
- * their attributes and names can be cached. A second of it spares the path
- * walks of a box's start (/, /dev, /etc, /proc, /sys again and again) a
- * round trip per component. */
-#define UPPER_DIR_TIMEOUT 1.0
+ * modes, times) goes through the daemon, whose replies the kernel applies
+ * (it drops a directory's attributes itself on create, unlink and rename
+ * in it): their attributes and names can be cached as long as a lower
+ * directory's, which is what an upper one was before its first change.
+ * A path walk through them (/, /etc, /usr/bin of every exec) then costs no
+ * round trip however long the box was idle; with one second, each walk
+ * after an idle second cost a GETATTR per upper component. */
 #define LOWER_TIMEOUT 86400.0
+#define UPPER_DIR_TIMEOUT LOWER_TIMEOUT
 
 struct bnode {
   struct bnode *parent; /* holds a reference */
