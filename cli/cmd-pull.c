@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "auth.h"
 #include "pull.h"
+#include "regconf.h"
 
 #include <getopt.h>
 #include <string.h>
@@ -165,9 +166,13 @@ pull_opt(void *ctx, int opt, char *arg)
     if (parse_bool(arg, &v) < 0)
       return -1;
     o->po.reg.insecure = !v;
+    o->po.reg.tls_verify = v;
     break;
   case 'a':
     o->po.reg.authfile = arg;
+    break;
+  case 'C':
+    o->po.reg.cert_dir = arg;
     break;
   case 'p':
     o->po.platform = arg;
@@ -185,10 +190,13 @@ pull_opt(void *ctx, int opt, char *arg)
 static int
 pull_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
-  static const struct option opts[] = {
-      {"tls-verify", optional_argument, NULL, 't'}, {"authfile", required_argument, NULL, 'a'},
-      {"platform", required_argument, NULL, 'p'},   {"quiet", no_argument, NULL, 'q'},
-      {"creds", required_argument, NULL, 'c'},      {0}};
+  static const struct option opts[] = {{"tls-verify", optional_argument, NULL, 't'},
+                                       {"authfile", required_argument, NULL, 'a'},
+                                       {"platform", required_argument, NULL, 'p'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"creds", required_argument, NULL, 'c'},
+                                       {"cert-dir", required_argument, NULL, 'C'},
+                                       {0}};
   struct pull_opts o = {0};
   int rc;
   int first = lbx_parse_opts(&lbx_pull_cmds[0], argc, argv, "q", opts, pull_opt, &o, &rc, err);
@@ -206,6 +214,8 @@ pull_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   }
   if (o.po.reg.authfile && access(o.po.reg.authfile, F_OK) < 0)
     return lbx_error_errno(err, errno, "pull: --authfile %s", o.po.reg.authfile), 125;
+  if (o.po.reg.cert_dir && access(o.po.reg.cert_dir, F_OK) < 0)
+    return lbx_error_errno(err, errno, "pull: --cert-dir %s", o.po.reg.cert_dir), 125;
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
@@ -242,9 +252,13 @@ login_opt(void *ctx, int opt, char *arg)
     if (parse_bool(arg, &v) < 0)
       return -1;
     o->reg.insecure = !v;
+    o->reg.tls_verify = v;
     break;
   case 'a':
     o->reg.authfile = arg;
+    break;
+  case 'C':
+    o->reg.cert_dir = arg;
     break;
   case 'u':
     o->user = arg;
@@ -316,10 +330,13 @@ static int
 login_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
   (void)cli;
-  static const struct option opts[] = {
-      {"tls-verify", optional_argument, NULL, 't'}, {"authfile", required_argument, NULL, 'a'},
-      {"username", required_argument, NULL, 'u'},   {"password", required_argument, NULL, 'p'},
-      {"password-stdin", no_argument, NULL, 's'},   {0}};
+  static const struct option opts[] = {{"tls-verify", optional_argument, NULL, 't'},
+                                       {"authfile", required_argument, NULL, 'a'},
+                                       {"username", required_argument, NULL, 'u'},
+                                       {"password", required_argument, NULL, 'p'},
+                                       {"password-stdin", no_argument, NULL, 's'},
+                                       {"cert-dir", required_argument, NULL, 'C'},
+                                       {0}};
   struct login_opts o = {0};
   int rc;
   int first = lbx_parse_opts(&lbx_pull_cmds[1], argc, argv, "u:p:", opts, login_opt, &o, &rc, err);
@@ -355,6 +372,11 @@ login_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error(err, EINVAL, "login %s: a user name and a password are needed", key), 125;
   o.reg.user = user;
   o.reg.pass = pass;
+  _cleanup_(lbx_regconf_freep) lbx_regconf *conf = NULL;
+  if (lbx_regconf_load(&conf, err) < 0)
+    return lbx_error_prefix(err, "login %s", key), 125;
+  if (!o.reg.tls_verify && lbx_regconf_insecure(conf, host))
+    o.reg.insecure = true;
   if (lbx_registry_check_login(host, &o.reg, err) < 0)
     return lbx_error_prefix(err, "login %s", key), 125;
   _cleanup_free_ char *def = o.reg.authfile ? NULL : lbx_auth_default_file();
@@ -422,17 +444,25 @@ const lbx_cmd lbx_pull_cmds[] = {
      "manifest list picks this host's platform. Layers already in the store are\n"
      "not downloaded; the others are indexed while they download, several at\n"
      "once, and resumed after an interrupted transfer. Credentials come from\n"
-     "--creds, else the auth file (see login).\n"
+     "--creds, else the auth file (see login). registries.conf's [[registry]]\n"
+     "tables and [aliases] apply as in Podman: mirrors are tried first, a\n"
+     "blocked registry is refused, insecure = true allows what\n"
+     "--tls-verify=false allows. TLS trusts the CAs (*.crt) and uses the client\n"
+     "certificate (NAME.cert with NAME.key) of --cert-dir, else of the first of\n"
+     "~/.config/containers/certs.d/HOST (not for root),\n"
+     "/etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST.\n"
      "\n"
      "Options:\n"
      "      --authfile FILE        read credentials from FILE (env REGISTRY_AUTH_FILE)\n"
+     "      --cert-dir DIR         certificates for TLS (*.crt, *.cert, *.key)\n"
      "      --creds USER:PASSWORD  credentials for the registry\n"
      "      --platform OS/ARCH[/VARIANT]\n"
      "                             the platform to pick from a manifest list\n"
      "  -q, --quiet                print only the image ID\n"
      "      --tls-verify=false     allow a registry without valid TLS: https without\n"
      "                             certificate checks, else plain http (also needed\n"
-     "                             for localhost registries)\n"},
+     "                             for localhost registries); =true verifies\n"
+     "                             even a registry registries.conf calls insecure\n"},
     {"login", login_run, "Log in to a registry",
      "Usage: lazybox login [OPTIONS] REGISTRY\n"
      "\n"
@@ -443,6 +473,7 @@ const lbx_cmd lbx_pull_cmds[] = {
      "\n"
      "Options:\n"
      "      --authfile FILE      the auth file to write\n"
+     "      --cert-dir DIR       certificates for TLS (*.crt, *.cert, *.key; see pull)\n"
      "  -p, --password PASSWORD  the password (visible to other users: prefer\n"
      "                           --password-stdin)\n"
      "      --password-stdin     read the password from standard input\n"

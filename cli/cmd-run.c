@@ -72,7 +72,8 @@ lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms)
 
 struct box_opts {
   const char *name, *pull, *workdir, *user, *hostname, *entrypoint, *net, *userns;
-  bool tls_verify_off, rm, detach, interactive, tty, read_only, no_new_privs, init, debug_fs;
+  bool tls_verify_off, tls_verify_on, rm, detach, interactive, tty, read_only, no_new_privs, init,
+      debug_fs;
   json_t *env, *mounts;
   lbx_err *bad; /* the first bad option value */
 };
@@ -220,6 +221,7 @@ box_opt(void *ctx, int opt, char *arg)
     break;
   case OPT_TLS:
     o->tls_verify_off = strcmp(arg, "false") == 0;
+    o->tls_verify_on = strcmp(arg, "true") == 0;
     break;
   case OPT_RM:
     o->rm = true;
@@ -334,6 +336,7 @@ create_box(lbx_cli *cli, const char *cmdname, struct box_opts *o, int argc, char
   if (!have) {
     lbx_pull_opts po = {0};
     po.reg.insecure = o->tls_verify_off;
+    po.reg.tls_verify = o->tls_verify_on;
     char *pulled = NULL;
     if (lbx_pull(s, argv[first], &po, image, &pulled, err) < 0)
       return -1;

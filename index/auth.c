@@ -1,4 +1,4 @@
-/* Auth files (auth.json, ~/.docker/config.json) and registries.conf. */
+/* Auth files (auth.json, ~/.docker/config.json). */
 #include "auth.h"
 #include "../store/util.h"
 
@@ -11,8 +11,8 @@
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
 #define CONF_MAX (1u << 20)
 
-static char *
-xdg_config_home(void)
+char *
+lbx_xdg_config_home(void)
 {
   const char *x = getenv("XDG_CONFIG_HOME");
   if (x && *x == '/')
@@ -179,7 +179,7 @@ lbx_auth_lookup(const char *authfile, const char *host, const char *repo, char *
   const char *env = getenv("REGISTRY_AUTH_FILE");
   if (env && *env)
     return lookup_in(env, host, repo, user, pass, err);
-  _cleanup_free_ char *cfg = xdg_config_home();
+  _cleanup_free_ char *cfg = lbx_xdg_config_home();
   const char *home = getenv("HOME");
   char *paths[3] = {
       runtime_auth_file(),
@@ -285,101 +285,4 @@ lbx_auth_remove(const char *authfile, const char *key, lbx_err **err)
     json_object_clear(auths);
   }
   return write_json(authfile, j, err) < 0 ? -1 : 1;
-}
-
-/* ---- registries.conf ---- */
-
-static char *
-registries_conf_path(void)
-{
-  const char *env = getenv("CONTAINERS_REGISTRIES_CONF");
-  if (env && *env)
-    return lbx_xstrdup(env);
-  _cleanup_free_ char *cfg = xdg_config_home();
-  if (cfg) {
-    char *p = lbx_xasprintf("%s/containers/registries.conf", cfg);
-    if (access(p, F_OK) == 0)
-      return p;
-    free(p);
-  }
-  return lbx_xstrdup("/etc/containers/registries.conf");
-}
-
-/* A minimal TOML reading: the top-level key unqualified-search-registries
- * (before any [table]), an array of strings that may span lines. */
-static int
-parse_search(const char *path, const char *text, char ***regs, size_t *n, lbx_err **err)
-{
-  const char *p = text;
-  while (*p) {
-    const char *eol = strchrnul(p, '\n');
-    const char *s = p;
-    while (s < eol && (*s == ' ' || *s == '\t'))
-      s++;
-    if (*s == '[')
-      return 0; /* the first table: no more top-level keys */
-    static const char key[] = "unqualified-search-registries";
-    if (strncmp(s, key, sizeof key - 1) != 0) {
-      p = *eol ? eol + 1 : eol;
-      continue;
-    }
-    s += sizeof key - 1;
-    while (*s == ' ' || *s == '\t')
-      s++;
-    if (*s++ != '=')
-      break;
-    while (*s == ' ' || *s == '\t')
-      s++;
-    if (*s++ != '[')
-      break;
-    for (;;) {
-      while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == ',')
-        s++;
-      if (*s == '#') {
-        s = strchrnul(s, '\n');
-        continue;
-      }
-      if (*s == ']')
-        return 0;
-      char q = *s;
-      if (q != '"' && q != '\'')
-        break;
-      const char *end = strchr(s + 1, q);
-      if (!end || memchr(s + 1, '\n', (size_t)(end - s - 1)))
-        break;
-      /* "" would make "docker.io"-less names like "/library/x" */
-      if (end == s + 1)
-        return lbx_error(err, EBADMSG, "%s: an empty name in unqualified-search-registries", path);
-      *regs = lbx_xrealloc(*regs, (*n + 2) * sizeof **regs);
-      (*regs)[(*n)++] = lbx_xstrndup(s + 1, (size_t)(end - s - 1));
-      (*regs)[*n] = NULL;
-      s = end + 1;
-    }
-    break;
-  }
-  if (*p)
-    return lbx_error(err, EBADMSG, "%s: cannot parse unqualified-search-registries", path);
-  return 0;
-}
-
-int
-lbx_search_registries(char ***regs, size_t *n, lbx_err **err)
-{
-  *regs = lbx_xcalloc(1, sizeof **regs);
-  *n = 0;
-  _cleanup_free_ char *path = registries_conf_path();
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  int r = lbx_read_file(path, CONF_MAX, &text, &len);
-  if (r == -ENOENT)
-    return 0;
-  if (r < 0)
-    return lbx_error_errno(err, -r, "registries configuration %s", path);
-  if (parse_search(path, text, regs, n, err) < 0) {
-    lbx_strv_free(*regs);
-    *regs = NULL;
-    *n = 0;
-    return -1;
-  }
-  return 0;
 }

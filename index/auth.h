@@ -3,10 +3,7 @@
  *   auth files: --authfile, else $REGISTRY_AUTH_FILE, else
  *     $XDG_RUNTIME_DIR/containers/auth.json (/run/containers/UID/auth.json
  *     when XDG_RUNTIME_DIR is unset), $XDG_CONFIG_HOME/containers/auth.json,
- *     ~/.docker/config.json, in that order;
- *   registries.conf: $CONTAINERS_REGISTRIES_CONF, else
- *     $XDG_CONFIG_HOME/containers/registries.conf when it exists, else
- *     /etc/containers/registries.conf. */
+ *     ~/.docker/config.json, in that order. registries.conf: regconf.h. */
 #ifndef LBX_AUTH_H
 #define LBX_AUTH_H
 
@@ -39,8 +36,7 @@ int lbx_auth_remove(const char *authfile, const char *key, lbx_err **err);
 /* "user:password" -> two strings; -1 with *err when there is no ':'. */
 int lbx_auth_split(const char *creds, char **user, char **pass, lbx_err **err);
 
-/* unqualified-search-registries from registries.conf: 0 with *regs (NULL-
- * terminated, may be empty) allocated, -1 with *err on an unreadable file. */
-int lbx_search_registries(char ***regs, size_t *n, lbx_err **err);
+/* $XDG_CONFIG_HOME if absolute, else ~/.config; NULL without HOME. */
+char *lbx_xdg_config_home(void);
 
 #endif

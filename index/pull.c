@@ -3,6 +3,7 @@
 #include "pull.h"
 #include "auth.h"
 #include "ref.h"
+#include "regconf.h"
 
 #include <jansson.h>
 #include "../store/crypto.h"
@@ -533,9 +534,21 @@ pull_one(struct pull_ctx *c, char id[LBX_DIGEST_HEX], lbx_err **err)
   return rc;
 }
 
+/* "alpine:3", "library/alpine@sha256:..." -> "alpine", "library/alpine":
+ * the short name as [aliases] keys name it */
+static char *
+short_stem(const char *name)
+{
+  size_t n = strcspn(name, "@");
+  const char *slash = memrchr(name, '/', n);
+  const char *colon =
+      memchr(slash ? slash : name, ':', n - (size_t)((slash ? slash : name) - name));
+  return lbx_xstrndup(name, colon ? (size_t)(colon - name) : n);
+}
+
 /* candidates' work; may leave *out partly filled on failure */
 static int
-candidates_of(const char *name, lbx_ref ***out, size_t *n, lbx_err **err)
+candidates_of(const lbx_regconf *conf, const char *name, lbx_ref ***out, size_t *n, lbx_err **err)
 {
   _cleanup_(lbx_ref_freep) lbx_ref *ref = NULL;
   if (lbx_ref_parse(name, 0, &ref, err) < 0)
@@ -546,26 +559,37 @@ candidates_of(const char *name, lbx_ref ***out, size_t *n, lbx_err **err)
     (*out)[(*n)++] = steal_pointer(&ref);
     return 0;
   }
-  char **regs = NULL;
+  _cleanup_free_ char *stem = short_stem(name);
+  const char *alias = lbx_regconf_alias(conf, stem);
+  if (alias) {
+    /* the alias names the repository; the tag or digest is the caller's */
+    _cleanup_free_ char *full = ref->digest
+                                    ? lbx_xasprintf("%s@%s", alias, ref->digest)
+                                    : lbx_xasprintf("%s:%s", alias, ref->tag ? ref->tag : "latest");
+    lbx_ref *r = NULL;
+    if (lbx_ref_parse(full, 0, &r, err) < 0 || r->short_name) {
+      lbx_ref_free(r);
+      if (err && !*err)
+        lbx_error(err, EINVAL, "\"%s\" is not a fully qualified name", alias);
+      return lbx_error_prefix(err, "registries.conf alias %s", stem);
+    }
+    (*out)[(*n)++] = r;
+    return 0;
+  }
   size_t nregs = 0;
-  if (lbx_search_registries(&regs, &nregs, err) < 0)
-    return -1;
+  const char *const *regs = lbx_regconf_search(conf, &nregs);
   if (nregs == 0) {
-    lbx_strv_free(regs);
     (*out)[(*n)++] = steal_pointer(&ref);
     return 0;
   }
   for (size_t i = 0; i < nregs; i++) {
     _cleanup_free_ char *full = lbx_xasprintf("%s/%s", regs[i], name);
     lbx_ref *r = NULL;
-    if (lbx_ref_parse(full, 0, &r, err) < 0) {
-      lbx_strv_free(regs);
+    if (lbx_ref_parse(full, 0, &r, err) < 0)
       return lbx_error_prefix(err, "unqualified-search-registries entry \"%s\"", regs[i]);
-    }
     *out = lbx_xrealloc(*out, (*n + 1) * sizeof **out);
     (*out)[(*n)++] = r;
   }
-  lbx_strv_free(regs);
   return 0;
 }
 
@@ -580,15 +604,53 @@ refs_free(lbx_ref **v, size_t n)
 /* The references to try for name: itself, or for a short name one per
  * search registry. On failure nothing is left allocated. */
 static int
-candidates(const char *name, lbx_ref ***out, size_t *n, lbx_err **err)
+candidates(const lbx_regconf *conf, const char *name, lbx_ref ***out, size_t *n, lbx_err **err)
 {
-  int r = candidates_of(name, out, n, err);
+  int r = candidates_of(conf, name, out, n, err);
   if (r < 0) {
     refs_free(*out, *n);
     *out = NULL;
     *n = 0;
   }
   return r;
+}
+
+/* ref from where registries.conf says: its mirrors that apply, then its
+ * registry (the name as it is when no [[registry]] matches). The error is
+ * the registry's; mirrors are fallbacks that may lack the image. */
+static int
+pull_endpoints(lbx_store *s, const lbx_regconf *conf, const lbx_ref *ref, const char *refstr,
+               const lbx_pull_opts *o, struct report *rp, char id[LBX_DIGEST_HEX], lbx_err **err)
+{
+  _cleanup_free_ char *full = lbx_xasprintf("%s/%s", ref->domain, ref->path);
+  lbx_endpoint *eps = NULL;
+  size_t neps = 0;
+  if (lbx_regconf_endpoints(conf, full, ref->digest != NULL, &eps, &neps, err) < 0)
+    return -1;
+  int rc = -1;
+  size_t mirrors_failed = 0;
+  for (size_t j = 0; j < neps && rc < 0; j++) {
+    lbx_registry_opts ro = o->reg;
+    /* --tls-verify=true outranks a registry's insecure = true */
+    ro.insecure = o->reg.insecure || (eps[j].insecure && !o->reg.tls_verify);
+    lbx_err *e = NULL;
+    _cleanup_(lbx_registry_freep) lbx_registry *reg = NULL;
+    if (lbx_registry_open(eps[j].host, eps[j].repo, &ro, &reg, &e) == 0) {
+      struct pull_ctx c = {s, reg, ref, refstr, o, rp};
+      rc = pull_one(&c, id, &e);
+    }
+    if (rc == 0 || j + 1 < neps) {
+      mirrors_failed += rc < 0;
+      lbx_error_free(e);
+      continue;
+    }
+    if (mirrors_failed)
+      lbx_error_prefix(&e, "%zu mirror%s failed, then the registry", mirrors_failed,
+                       mirrors_failed > 1 ? "s" : "");
+    *err = e;
+  }
+  lbx_endpoints_free(eps, neps);
+  return rc;
 }
 
 int
@@ -600,9 +662,12 @@ lbx_pull(lbx_store *s, const char *name, const lbx_pull_opts *o, char id[LBX_DIG
     if (lbx_platform_parse(o->platform, &os, &arch, &variant, err) < 0)
       return -1;
   }
+  _cleanup_(lbx_regconf_freep) lbx_regconf *conf = NULL;
+  if (lbx_regconf_load(&conf, err) < 0)
+    return -1;
   lbx_ref **refs = NULL;
   size_t n = 0;
-  if (candidates(name, &refs, &n, err) < 0)
+  if (candidates(conf, name, &refs, &n, err) < 0)
     return -1;
   struct report rp = {o->progress, o->progress_ctx, PTHREAD_MUTEX_INITIALIZER};
   int rc = -1;
@@ -611,11 +676,7 @@ lbx_pull(lbx_store *s, const char *name, const lbx_pull_opts *o, char id[LBX_DIG
     _cleanup_free_ char *refstr = lbx_ref_string(refs[i]);
     report(&rp, LBX_PULL_TRYING, refstr, 0, 0);
     lbx_err *e = NULL;
-    _cleanup_(lbx_registry_freep) lbx_registry *reg = NULL;
-    if (lbx_registry_open(refs[i]->domain, refs[i]->path, &o->reg, &reg, &e) == 0) {
-      struct pull_ctx c = {s, reg, refs[i], refstr, o, &rp};
-      rc = pull_one(&c, id, &e);
-    }
+    rc = pull_endpoints(s, conf, refs[i], refstr, o, &rp, id, &e);
     if (rc == 0) {
       if (pulled)
         *pulled = steal_pointer(&refstr);

@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
 #define ERR_BODY_MAX (64u << 10)
@@ -32,6 +34,9 @@ struct lbx_registry {
   char *user, *pass;
   pthread_mutex_t mu;
   char *auth; /* "Authorization: ..." header line, or NULL */
+  char *ca;   /* PEM: the system's CAs and those of the certs.d *.crt files, or NULL */
+  size_t ca_len;
+  char *cert, *key; /* client certificate and key files, or NULL */
 };
 
 struct resp {
@@ -290,6 +295,13 @@ perform(const lbx_registry *r, const char *url, const char *accept, const char *
   if (!tls_verify) {
     cu.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     cu.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  struct curl_blob ca = {r->ca, r->ca_len, CURL_BLOB_NOCOPY};
+  if (r->ca)
+    cu.easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+  if (r->cert) {
+    cu.easy_setopt(h, CURLOPT_SSLCERT, r->cert);
+    cu.easy_setopt(h, CURLOPT_SSLKEY, r->key);
   }
   q->from = from;
   q->started = false;
@@ -578,8 +590,99 @@ lbx_registry_free(lbx_registry *r)
   free(r->user);
   free(r->pass);
   free(r->auth);
+  free(r->ca);
+  free(r->cert);
+  free(r->key);
   pthread_mutex_destroy(&r->mu);
   free(r);
+}
+
+/* ---- certs.d ---- */
+
+/* The first certs.d directory for host that exists, or NULL. */
+static char *
+cert_dir_of(const char *host)
+{
+  _cleanup_free_ char *cfg = getuid() != 0 ? lbx_xdg_config_home() : NULL;
+  char *dirs[] = {
+      cfg ? lbx_xasprintf("%s/containers/certs.d/%s", cfg, host) : NULL,
+      lbx_xasprintf("/etc/containers/certs.d/%s", host),
+      lbx_xasprintf("/etc/docker/certs.d/%s", host),
+  };
+  char *found = NULL;
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(dirs); i++) {
+    struct stat st;
+    if (!found && dirs[i] && stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode))
+      found = steal_pointer(&dirs[i]);
+    free(dirs[i]);
+  }
+  return found;
+}
+
+static bool
+has_suffix(const char *s, const char *suffix)
+{
+  size_t l = strlen(s), n = strlen(suffix);
+  return l > n && strcmp(s + l - n, suffix) == 0;
+}
+
+static int
+add_ca(lbx_registry *r, const char *path, bool must, lbx_err **err)
+{
+  _cleanup_free_ char *pem = NULL;
+  size_t len;
+  int e = lbx_read_file(path, 16u << 20, &pem, &len);
+  if (e < 0)
+    return must ? lbx_error_errno(err, -e, "registry %s: certificate %s", r->host, path) : 0;
+  r->ca = lbx_xrealloc(r->ca, r->ca_len + len + 2);
+  memcpy(r->ca + r->ca_len, pem, len);
+  r->ca_len += len;
+  r->ca[r->ca_len++] = '\n'; /* a file without a final newline must not glue two PEM blocks */
+  r->ca[r->ca_len] = '\0';
+  return 0;
+}
+
+/* What containers/image takes from a certs.d directory: every *.crt is a
+ * CA; NAME.cert with NAME.key is the client's certificate (the first such
+ * pair by name; a .cert without its .key, or a .key alone, is an error). */
+static int
+load_certs(lbx_registry *r, const char *given, lbx_err **err)
+{
+  _cleanup_free_ char *dir = given ? lbx_xstrdup(given) : cert_dir_of(r->host);
+  if (!dir)
+    return 0;
+  static const char *const kinds[] = {".crt", ".cert", ".key", NULL};
+  _cleanup_(lbx_strv_freep) char **names = NULL;
+  int e = lbx_dir_names(dir, kinds, &names);
+  if (e < 0)
+    return lbx_error_errno(err, -e, "registry %s: certificate directory %s", r->host, dir);
+  int rc = 0;
+  /* the system's CAs first: a registry may redirect blobs to another host */
+  for (size_t i = 0; names[i] && rc == 0; i++)
+    if (has_suffix(names[i], ".crt") && !r->ca)
+      rc = add_ca(r, "/etc/ssl/certs/ca-certificates.crt", false, err);
+  for (size_t i = 0; names[i] && rc == 0; i++) {
+    _cleanup_free_ char *path = lbx_xasprintf("%s/%s", dir, names[i]);
+    size_t base = strlen(names[i]) - (has_suffix(names[i], ".key") ? 4 : 5);
+    if (has_suffix(names[i], ".crt")) {
+      rc = add_ca(r, path, true, err);
+    } else if (has_suffix(names[i], ".cert")) {
+      _cleanup_free_ char *key = lbx_xasprintf("%s/%.*s.key", dir, (int)base, names[i]);
+      if (access(key, R_OK) < 0)
+        rc = lbx_error_errno(err, errno, "registry %s: client certificate %s: its key %s", r->host,
+                             path, key);
+      else if (!r->cert) {
+        r->cert = steal_pointer(&path);
+        r->key = steal_pointer(&key);
+      }
+    } else {
+      _cleanup_free_ char *cert = lbx_xasprintf("%s/%.*s.cert", dir, (int)base, names[i]);
+      if (access(cert, F_OK) < 0)
+        rc = lbx_error(err, ENOENT, "registry %s: key %s has no certificate %s", r->host, path,
+                       cert);
+    }
+  }
+  return rc;
 }
 
 static lbx_registry *
@@ -595,6 +698,10 @@ registry_new(const char *host, const char *repo, const lbx_registry_opts *o, lbx
     r->user = lbx_xstrdup(o->user);
     r->pass = lbx_xstrdup(o->pass ? o->pass : "");
   } else if (lbx_auth_lookup(o->authfile, host, repo, &r->user, &r->pass, err) < 0) {
+    lbx_registry_free(r);
+    return NULL;
+  }
+  if (load_certs(r, o->cert_dir, err) < 0) {
     lbx_registry_free(r);
     return NULL;
   }

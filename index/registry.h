@@ -15,6 +15,8 @@ typedef struct lbx_registry lbx_registry;
 
 typedef struct lbx_registry_opts {
   bool insecure;        /* --tls-verify=false: https without verification, else plain http */
+  bool tls_verify;      /* --tls-verify=true given: registries.conf's insecure is overruled */
+  const char *cert_dir; /* --cert-dir: *.crt, *.cert, *.key; NULL: certs.d (below) */
   const char *authfile; /* NULL: the default search (auth.h) */
   const char *user;     /* credentials given on the command line, overriding the auth file */
   const char *pass;
@@ -25,7 +27,14 @@ typedef struct lbx_registry_opts {
  * (401/403 after authenticating), EHOSTUNREACH (no connection), EPROTO (TLS). */
 
 /* Connects to host ("host[:port]"; docker.io is registry-1.docker.io) for
- * repository repo: pings /v2/ to settle http or https and the auth scheme. */
+ * repository repo: pings /v2/ to settle http or https and the auth scheme.
+ * TLS: the CAs in *.crt files are trusted besides the system's, and a
+ * NAME.cert with its NAME.key is the client certificate; the files come
+ * from opts->cert_dir, else the first directory of
+ * $XDG_CONFIG_HOME/containers/certs.d/HOST (not for root),
+ * /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST that exists
+ * (HOST as the reference names it, with its port), as containers/image
+ * reads them. */
 int lbx_registry_open(const char *host, const char *repo, const lbx_registry_opts *o,
                       lbx_registry **out, lbx_err **err);
 void lbx_registry_free(lbx_registry *r);

@@ -1,7 +1,11 @@
 #include "util.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -203,4 +207,42 @@ lbx_now_ns(void)
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool
+ends_with_one(const char *name, const char *const *suffixes)
+{
+  size_t l = strlen(name);
+  for (; *suffixes; suffixes++) {
+    size_t n = strlen(*suffixes);
+    if (l > n && strcmp(name + l - n, *suffixes) == 0)
+      return true;
+  }
+  return false;
+}
+
+int
+lbx_dir_names(const char *dir, const char *const *suffixes, char ***out)
+{
+  _cleanup_(lbx_closedirp) DIR *d = opendir(dir);
+  if (!d)
+    return -errno;
+  char **v = lbx_xcalloc(1, sizeof *v);
+  size_t n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (ends_with_one(de->d_name, suffixes)) {
+      v = lbx_xrealloc(v, (n + 2) * sizeof *v);
+      v[n++] = lbx_xstrdup(de->d_name);
+      v[n] = NULL;
+    }
+  qsort(v, n, sizeof *v, cmp_names);
+  *out = v;
+  return 0;
 }

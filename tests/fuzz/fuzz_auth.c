@@ -3,10 +3,12 @@
  *   0: a WWW-Authenticate challenge (lbx_challenge_param, for the keys a
  *      bearer flow asks and for a key taken from the input itself);
  *   1: an auth.json (lbx_auth_lookup for a few hosts and repositories);
- *   2: a registries.conf (lbx_search_registries).
+ *   2: a registries.conf (lbx_regconf_parse, then the queries a pull makes
+ *      of it: search registries, aliases, endpoints of a few names).
  * Parsers must not crash, leak or print more than one line of error. */
 #include "fuzz.h"
 #include "index/auth.h"
+#include "index/regconf.h"
 #include "index/registry.h"
 
 #include <fcntl.h>
@@ -76,18 +78,37 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       free(pass);
     }
   } else {
-    setenv("CONTAINERS_REGISTRIES_CONF", path, 1);
-    char **regs = NULL;
-    size_t n = 0;
+    char *text = strndup((const char *)data, size);
+    lbx_regconf *c = lbx_regconf_new();
     lbx_err *err = NULL;
-    if (lbx_search_registries(&regs, &n, &err) < 0)
+    if (lbx_regconf_parse(c, path, text, &err) < 0) {
       one_line(err);
-    else {
+    } else {
+      size_t n = 0;
+      const char *const *regs = lbx_regconf_search(c, &n);
       for (size_t i = 0; i < n; i++)
         FUZZ_CHECK(regs[i] && *regs[i]);
-      FUZZ_CHECK(!regs || !regs[n]);
-      lbx_strv_free(regs);
+      (void)lbx_regconf_alias(c, "alpine");
+      (void)lbx_regconf_insecure(c, "127.0.0.1:5000");
+      static const char *const names[] = {"docker.io/library/busybox", "quay.io/a/b",
+                                          "127.0.0.1:5000/x", "a.example.com/b/c"};
+      for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        for (int by_digest = 0; by_digest < 2; by_digest++) {
+          lbx_endpoint *eps = NULL;
+          size_t neps = 0;
+          if (lbx_regconf_endpoints(c, names[i], by_digest, &eps, &neps, &err) < 0) {
+            one_line(err);
+            err = NULL;
+            continue;
+          }
+          FUZZ_CHECK(neps >= 1);
+          for (size_t j = 0; j < neps; j++)
+            FUZZ_CHECK(*eps[j].host && *eps[j].repo);
+          lbx_endpoints_free(eps, neps);
+        }
     }
+    lbx_regconf_free(c);
+    free(text);
   }
   unlink(path);
   free(path);

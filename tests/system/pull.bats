@@ -325,6 +325,186 @@ store_is_empty() {
 	assert_one_line_error "$CONTAINERS_REGISTRIES_CONF" "empty name"
 }
 
+# --- registries.conf's [[registry]] tables and certs.d -------------------------
+
+# names_of IMAGE: the image's names, one per line
+names_of() {
+	lbx inspect "$1" | jq -r '.[0].RepoTags[]'
+}
+
+@test "registries.conf: insecure = true, --tls-verify=true outranks it; a blocked registry; v1 refused" {
+	printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REG" >"$CONTAINERS_REGISTRIES_CONF"
+	pull_ok -q "$REG/lbx/fixture:gzip"
+	assert_tree "$REG/lbx/fixture:gzip" "$LBX_FIXTURE_DUMP"
+	lbx rmi -a >/dev/null
+	run --separate-stderr lbx pull -q --tls-verify=true "$REG/lbx/fixture:gzip"
+	assert_one_line_error "$REG/lbx/fixture:gzip" "TLS"
+	: >"$CONTAINERS_REGISTRIES_CONF"
+	run --separate-stderr lbx pull -q "$REG/lbx/fixture:gzip"
+	assert_one_line_error "$REG/lbx/fixture:gzip" "TLS" "--tls-verify=false"
+	# blocked: refused before any connection, by prefix and by wildcard
+	printf '[[registry]]\nprefix = "%s/lbx"\nlocation = "%s/lbx"\nblocked = true\n[[registry]]\nprefix = "*.invalid"\nblocked = true\n' \
+		"$REG" "$REG" >"$CONTAINERS_REGISTRIES_CONF"
+	run --separate-stderr lbx pull -q --tls-verify=false "$REG/lbx/fixture:gzip"
+	assert_one_line_error "$REG/lbx/fixture:gzip" "blocked" "$CONTAINERS_REGISTRIES_CONF:1"
+	run --separate-stderr lbx pull -q "a.b.invalid/x/y:1"
+	assert_one_line_error "a.b.invalid/x/y:1" "blocked" "$CONTAINERS_REGISTRIES_CONF:5"
+	store_is_empty
+	# a prefix matches whole path components: lbxx/ is not under lbx
+	python3 "$LBX_SYSTEM_DIR/regpush.py" "$BATS_FILE_TMPDIR/oci-none" "$FIXTURE_REF" "$REG" lbxx/fixture none
+	pull_ok -q --tls-verify=false "$REG/lbxx/fixture:none"
+	# version 1 and syntax errors: file, line and reason on one line
+	printf '# v1\n[registries.search]\nregistries = ["docker.io"]\n' >"$CONTAINERS_REGISTRIES_CONF"
+	run --separate-stderr lbx pull -q --tls-verify=false "$REG/lbx/fixture:gzip"
+	assert_one_line_error "$CONTAINERS_REGISTRIES_CONF:2" "version 1"
+	printf '[[registry]]\nlocation = "%s\n' "$REG" >"$CONTAINERS_REGISTRIES_CONF"
+	run --separate-stderr lbx pull -q --tls-verify=false "$REG/lbx/fixture:gzip"
+	assert_one_line_error "$CONTAINERS_REGISTRIES_CONF:2" "not closed"
+	printf '[[registry]]\ninsecure = true\n' >"$CONTAINERS_REGISTRIES_CONF"
+	run --separate-stderr lbx pull -q --tls-verify=false "$REG/lbx/fixture:gzip"
+	assert_one_line_error "$CONTAINERS_REGISTRIES_CONF:1" "neither prefix nor location"
+}
+
+@test "registries.conf: mirrors are tried first, by tag or digest only as told; the name stays the image's" {
+	require_dump_tool
+	dead="127.0.0.1:$(free_port)"
+	dead2="127.0.0.1:$(free_port)"
+	# the name's own registry is a closed port: only the mirror can serve it
+	cat >"$CONTAINERS_REGISTRIES_CONF" <<-EOF
+		[[registry]]
+		prefix = "lbx.invalid/team"
+		location = "$dead/team"
+		[[registry.mirror]]
+		location = "$dead2/nothing" # closed too: the next one is tried
+		insecure = true
+		[[registry.mirror]]
+		location = "$REG/lbx"
+		insecure = true
+	EOF
+	pull_ok "lbx.invalid/team/fixture:gzip"
+	assert_contains "$stderr" "Trying to pull lbx.invalid/team/fixture:gzip..."
+	[ "$(names_of lbx.invalid/team/fixture:gzip)" = "lbx.invalid/team/fixture:gzip" ] ||
+		fail "names: $(names_of lbx.invalid/team/fixture:gzip)"
+	assert_tree "lbx.invalid/team/fixture:gzip" "$LBX_FIXTURE_DUMP"
+	lbx rmi -a >/dev/null
+	# digest-only: a tag goes to the registry itself, and fails there
+	digest="$(skopeo inspect --tls-verify=false "docker://$REG/lbx/fixture:gzip" | jq -r .Digest)"
+	cat >"$CONTAINERS_REGISTRIES_CONF" <<-EOF
+		[[registry]]
+		prefix = "lbx.invalid/team"
+		location = "$dead/team"
+		[[registry.mirror]]
+		location = "$REG/lbx"
+		insecure = true
+		pull-from-mirror = "digest-only"
+	EOF
+	run --separate-stderr lbx pull -q "lbx.invalid/team/fixture:gzip"
+	assert_one_line_error "lbx.invalid/team/fixture:gzip" "$dead" "unreachable"
+	pull_ok -q "lbx.invalid/team/fixture@$digest"
+	run --separate-stderr lbx inspect "lbx.invalid/team/fixture@$digest"
+	assert_success
+	lbx rmi -a >/dev/null
+	# every mirror and the registry fail: the registry's reason, mirrors counted
+	sed -i "s|$REG/lbx|$dead2/lbx|; /pull-from-mirror/d" "$CONTAINERS_REGISTRIES_CONF"
+	run --separate-stderr lbx pull -q "lbx.invalid/team/fixture:gzip"
+	assert_one_line_error "lbx.invalid/team/fixture:gzip" "1 mirror failed, then the registry" "$dead"
+	store_is_empty
+}
+
+@test "registries.conf: [aliases] name short names; drop-ins in registries.conf.d add and replace" {
+	unset CONTAINERS_REGISTRIES_CONF
+	conf="$XDG_CONFIG_HOME/containers"
+	mkdir -p "$conf/registries.conf.d"
+	dead="127.0.0.1:$(free_port)"
+	printf 'unqualified-search-registries = ["%s"]\n[aliases]\n"fix" = "%s/lbx/fixture"\n' \
+		"$dead" "$REG" >"$conf/registries.conf"
+	# the alias's registry is insecure only by a drop-in
+	printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REG" >"$conf/registries.conf.d/50-local.conf"
+	pull_ok fix:zstd
+	assert_contains "$stderr" "Trying to pull $REG/lbx/fixture:zstd..."
+	[ "$(names_of "$REG/lbx/fixture:zstd")" = "$REG/lbx/fixture:zstd" ]
+	# a later drop-in replaces the search list; short names go there
+	printf 'unqualified-search-registries = ["%s"]\n' "$REG" >"$conf/registries.conf.d/60-search.conf"
+	pull_ok -q lbx/fixture:gzip
+	run lbx inspect "$REG/lbx/fixture:gzip"
+	assert_success
+	# an alias to a short name is refused, naming it
+	printf '[aliases]\n"fix" = "fixture"\n' >"$conf/registries.conf.d/70-bad.conf"
+	run --separate-stderr lbx pull -q fix:gzip
+	assert_one_line_error "alias fix" "fully qualified"
+}
+
+# tls_setup DIR: a CA, a server certificate for 127.0.0.1 and a client
+# certificate it signed, and a registry that requires the client's
+tls_setup() {
+	local d="$1"
+	mkdir -p "$d/ca" "$d/client" "$d/server"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca/ca.key" -out "$d/ca/ca.crt" \
+		-days 2 -subj /CN=lbx-test-ca >/dev/null 2>&1
+	openssl req -newkey rsa:2048 -nodes -keyout "$d/server/key.pem" -out "$d/server/req.pem" \
+		-subj /CN=127.0.0.1 >/dev/null 2>&1
+	printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/server/ext"
+	openssl x509 -req -in "$d/server/req.pem" -CA "$d/ca/ca.crt" -CAkey "$d/ca/ca.key" \
+		-CAcreateserial -days 2 -extfile "$d/server/ext" -out "$d/server/cert.pem" >/dev/null 2>&1
+	openssl req -newkey rsa:2048 -nodes -keyout "$d/client/client.key" -out "$d/client/req.pem" \
+		-subj /CN=lbx-client >/dev/null 2>&1
+	printf 'extendedKeyUsage=clientAuth\n' >"$d/client/ext"
+	openssl x509 -req -in "$d/client/req.pem" -CA "$d/ca/ca.crt" -CAkey "$d/ca/ca.key" \
+		-CAcreateserial -days 2 -extfile "$d/client/ext" -out "$d/client/client.cert" >/dev/null 2>&1
+	rm -f "$d/client/req.pem" "$d/client/ext"
+	start_registry "$d/reg" "  tls:
+    certificate: $d/server/cert.pem
+    key: $d/server/key.pem
+    clientcas:
+      - $d/ca/ca.crt"
+	TREG="127.0.0.1:$(cat "$d/reg/port")"
+	push "$LBX_FIXTURE_OCI:$FIXTURE_REF" "$TREG/lbx/fixture:tls" --dest-cert-dir "$d/client"
+}
+
+@test "TLS: a registry's own CA and a client certificate from --cert-dir; errors name what is missing" {
+	require_cmd openssl
+	require_dump_tool
+	d="$BATS_TEST_TMPDIR/tls"
+	tls_setup "$d"
+	# the system's CAs do not know this one
+	run --separate-stderr lbx pull -q "$TREG/lbx/fixture:tls"
+	assert_one_line_error "$TREG/lbx/fixture:tls" "TLS"
+	# the CA alone: the registry asks for a client certificate
+	mkdir -p "$d/only-ca"
+	cp "$d/ca/ca.crt" "$d/only-ca/"
+	run --separate-stderr lbx pull -q --cert-dir "$d/only-ca" "$TREG/lbx/fixture:tls"
+	assert_one_line_error "$TREG/lbx/fixture:tls"
+	store_is_empty
+	cp "$d/ca/ca.crt" "$d/client/"
+	pull_ok -q --cert-dir "$d/client" "$TREG/lbx/fixture:tls"
+	assert_tree "$TREG/lbx/fixture:tls" "$LBX_FIXTURE_DUMP"
+	# a key without its certificate, a certificate without its key
+	mkdir -p "$d/half"
+	cp "$d/ca/ca.crt" "$d/client/client.key" "$d/half/"
+	run --separate-stderr lbx pull -q --cert-dir "$d/half" "$TREG/lbx/fixture:tls"
+	assert_one_line_error "$d/half/client.key" "no certificate"
+	mv "$d/half/client.key" "$d/half/other.cert"
+	run --separate-stderr lbx pull -q --cert-dir "$d/half" "$TREG/lbx/fixture:tls"
+	assert_one_line_error "$d/half/other.cert" "its key"
+	run --separate-stderr lbx pull -q --cert-dir "$d/absent" "$TREG/lbx/fixture:tls"
+	assert_one_line_error "--cert-dir $d/absent"
+}
+
+@test "TLS: certs.d/HOST:PORT under ~/.config/containers is read by a user who is not root" {
+	[ "$(id -u)" != 0 ] || skip "as root only /etc/containers/certs.d and /etc/docker/certs.d are read, which a test must not write"
+	require_cmd openssl
+	require_dump_tool
+	d="$BATS_TEST_TMPDIR/tls"
+	tls_setup "$d"
+	mkdir -p "$XDG_CONFIG_HOME/containers/certs.d/$TREG"
+	cp "$d/ca/ca.crt" "$d/client/client.cert" "$d/client/client.key" \
+		"$XDG_CONFIG_HOME/containers/certs.d/$TREG/"
+	pull_ok -q "$TREG/lbx/fixture:tls"
+	assert_tree "$TREG/lbx/fixture:tls" "$LBX_FIXTURE_DUMP"
+	run --separate-stderr lbx login -u u -p p "$TREG"
+	assert_success
+}
+
 # --- authentication -------------------------------------------------------------
 
 @test "basic auth: denied without credentials; --creds, login/--authfile, logout" {
