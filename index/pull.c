@@ -633,6 +633,10 @@ pull_endpoints(lbx_store *s, const lbx_regconf *conf, const lbx_ref *ref, const 
     lbx_registry_opts ro = o->reg;
     /* --tls-verify=true outranks a registry's insecure = true */
     ro.insecure = o->reg.insecure || (eps[j].insecure && !o->reg.tls_verify);
+    /* --creds are the registry's: a mirror elsewhere gets its own from the
+     * auth file, never these (containers/image does the same) */
+    if (eps[j].mirror && strcmp(eps[j].host, ref->domain) != 0)
+      ro.user = ro.pass = NULL;
     lbx_err *e = NULL;
     _cleanup_(lbx_registry_freep) lbx_registry *reg = NULL;
     if (lbx_registry_open(eps[j].host, eps[j].repo, &ro, &reg, &e) == 0) {

@@ -372,6 +372,28 @@ parse_value(struct cur *c, struct val *v, int depth)
 
 /* ---- what the keys mean ---- */
 
+/* "a.io/foo/" -> "a.io/foo": containers/image trims a location's slashes */
+static void
+trim_slashes(char *s)
+{
+  size_t n = s ? strlen(s) : 0;
+  while (n && s[n - 1] == '/')
+    s[--n] = '\0';
+}
+
+/* An alias names a repository with its registry, no tag or digest: what
+ * containers/image accepts as the right-hand side of [aliases]. */
+static bool
+alias_ok(const char *v)
+{
+  _cleanup_(lbx_ref_freep) lbx_ref *ref = NULL;
+  lbx_err *e = NULL;
+  bool ok = lbx_ref_parse(v, 0, &ref, &e) == 0 && !ref->short_name && !ref->digest &&
+            !strpbrk(strrchr(v, '/') ? strrchr(v, '/') : v, ":@");
+  lbx_error_free(e);
+  return ok;
+}
+
 enum table { T_TOP, T_REGISTRY, T_MIRROR, T_ALIASES, T_OTHER };
 
 static int
@@ -419,10 +441,12 @@ assign(struct cur *c, lbx_regconf *f, enum table t, const char *key, struct val 
       return 0;
     if (v->kind != V_STRS)
       return fail(c, "%s must be an array of strings", key);
-    for (size_t i = 0; i < v->n; i++)
+    for (size_t i = 0; i < v->n; i++) {
+      trim_slashes(v->strs[i]);
       /* "" would make docker.io-less names like "/library/x" */
       if (!*v->strs[i])
         return fail(c, "an empty name in %s", key);
+    }
     strs_free(f->search, f->nsearch);
     f->search = steal_pointer(&v->strs);
     f->nsearch = v->n;
@@ -440,6 +464,9 @@ assign(struct cur *c, lbx_regconf *f, enum table t, const char *key, struct val 
       return want_bool(c, key, v, &r->blocked);
     if (strcmp(key, "mirror-by-digest-only") == 0)
       return want_bool(c, key, v, &r->digest_only);
+    if (strcmp(key, "mirror") == 0)
+      return fail(c, "mirrors as an inline array are not supported: write [[registry.mirror]] "
+                     "tables");
     return 0;
   case T_MIRROR:
     if (strcmp(key, "location") == 0)
@@ -462,6 +489,12 @@ assign(struct cur *c, lbx_regconf *f, enum table t, const char *key, struct val 
   case T_ALIASES:
     if (v->kind != V_STR)
       return fail(c, "the alias \"%s\" must be a string", key);
+    /* "" cancels an alias an earlier file made */
+    if (*v->s && !alias_ok(v->s))
+      return fail(c,
+                  "the alias \"%s\" = \"%s\" is not a fully qualified name (registry/repository, "
+                  "no tag or digest)",
+                  key, v->s);
     alias_set(f, key, v->s);
     return 0;
   case T_OTHER:
@@ -517,12 +550,16 @@ static int
 check_reg(struct cur *c, struct reg *r)
 {
   c->line = r->line;
+  trim_slashes(r->prefix);
+  trim_slashes(r->location);
+  for (size_t i = 0; i < r->nmirrors; i++)
+    trim_slashes(r->mirrors[i].location);
   if (!r->prefix && !r->location)
     return fail(c, "a [[registry]] has neither prefix nor location");
   if (has_scheme(r->prefix) || has_scheme(r->location))
     return fail(c, "a [[registry]]'s prefix and location name no scheme (no \"https://\")");
   bool wild = r->prefix && strncmp(r->prefix, "*.", 2) == 0;
-  if (wild && (strchr(r->prefix, '/') || strchr(r->prefix + 2, '*')))
+  if (wild && strpbrk(r->prefix + 2, "/:@*"))
     return fail(c, "the wildcard prefix \"%s\" must be of the form *.example.com", r->prefix);
   if (wild && r->location && *r->location)
     return fail(c, "the wildcard prefix \"%s\" cannot have a location", r->prefix);
@@ -531,6 +568,9 @@ check_reg(struct cur *c, struct reg *r)
   if (!*r->prefix)
     return fail(c, "a [[registry]] has an empty prefix");
   for (size_t i = 0; i < r->nmirrors; i++) {
+    if (r->digest_only && r->mirrors[i].from != FROM_UNSET)
+      return fail(c, "\"%s\" sets both mirror-by-digest-only and a mirror's pull-from-mirror",
+                  r->prefix);
     if (!r->mirrors[i].location || !*r->mirrors[i].location)
       return fail(c, "a [[registry.mirror]] of \"%s\" has no location", r->prefix);
     if (has_scheme(r->mirrors[i].location))
@@ -551,6 +591,15 @@ merge(lbx_regconf *dst, lbx_regconf *f)
     dst->search_set = true;
   }
   for (size_t i = 0; i < f->nregs; i++) {
+    /* within one file the first table of a prefix counts, as in
+     * containers/image; a later file's replaces it */
+    bool dup = false;
+    for (size_t k = 0; k < i && !dup; k++)
+      dup = f->regs[k].prefix && strcmp(f->regs[k].prefix, f->regs[i].prefix) == 0;
+    if (dup) {
+      reg_clear(&f->regs[i]);
+      continue;
+    }
     size_t j = 0;
     while (j < dst->nregs && strcmp(dst->regs[j].prefix, f->regs[i].prefix) != 0)
       j++;
@@ -631,8 +680,11 @@ read_dropins(lbx_regconf *c, const char *dir, lbx_err **err)
 {
   static const char *const conf[] = {".conf", NULL};
   _cleanup_(lbx_strv_freep) char **names = NULL;
-  if (lbx_dir_names(dir, conf, &names) < 0)
-    return 0; /* absent or unreadable: containers/image skips it too */
+  int r = lbx_dir_names(dir, conf, &names);
+  if (r == -ENOENT || r == -ENOTDIR)
+    return 0;
+  if (r < 0)
+    return lbx_error_errno(err, -r, "registries configuration directory %s", dir);
   for (char **name = names; *name; name++) {
     _cleanup_free_ char *p = lbx_xasprintf("%s/%s", dir, *name);
     if (read_one(c, p, err) < 0)
@@ -652,12 +704,15 @@ lbx_regconf_load(lbx_regconf **out, lbx_err **err)
     *out = steal_pointer(&c);
     return 0;
   }
+  /* the user's file replaces the system's and its drop-ins; the user's
+   * drop-ins apply either way (containers/image's choice) */
   _cleanup_free_ char *cfg = lbx_xdg_config_home();
   _cleanup_free_ char *user = cfg ? lbx_xasprintf("%s/containers/registries.conf", cfg) : NULL;
   int r = user ? read_one(c, user, err) : 0;
-  if (r == 0)
-    r = read_one(c, "/etc/containers/registries.conf", err);
-  if (r < 0 || read_dropins(c, "/etc/containers/registries.conf.d", err) < 0)
+  if (r == 0 && (read_one(c, "/etc/containers/registries.conf", err) < 0 ||
+                 read_dropins(c, "/etc/containers/registries.conf.d", err) < 0))
+    return -1;
+  if (r < 0)
     return -1;
   if (cfg) {
     _cleanup_free_ char *d = lbx_xasprintf("%s/containers/registries.conf.d", cfg);
@@ -682,7 +737,7 @@ lbx_regconf_alias(const lbx_regconf *c, const char *name)
 {
   for (size_t i = c->naliases; i-- > 0;)
     if (strcmp(c->alias_k[i], name) == 0)
-      return c->alias_v[i];
+      return *c->alias_v[i] ? c->alias_v[i] : NULL; /* "" cancelled it */
   return NULL;
 }
 
@@ -692,8 +747,8 @@ static size_t
 prefix_match(const char *prefix, const char *name)
 {
   if (strncmp(prefix, "*.", 2) == 0) {
-    size_t hl = strcspn(name, "/");
-    size_t sl = strlen(prefix + 1); /* ".example.com" */
+    size_t hl = strcspn(name, "/:"); /* the host without its port */
+    size_t sl = strlen(prefix + 1);  /* ".example.com" */
     if (hl > sl && strncmp(name + hl - sl, prefix + 1, sl) == 0)
       return strlen(prefix);
     return 0;

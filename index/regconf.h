@@ -1,16 +1,16 @@
 /* registries.conf (containers-registries.conf(5), version 2): where a
  * reference is pulled from. Read from $CONTAINERS_REGISTRIES_CONF alone when
- * it is set; else $XDG_CONFIG_HOME/containers/registries.conf when it
- * exists, else /etc/containers/registries.conf, then the drop-ins
- * /etc/containers/registries.conf.d/ *.conf and
- * $XDG_CONFIG_HOME/containers/registries.conf.d/ *.conf in name order (a
- * later file's unqualified-search-registries replaces the earlier list, its
+ * it is set; else $XDG_CONFIG_HOME/containers/registries.conf and its
+ * registries.conf.d/ when that file exists, otherwise
+ * /etc/containers/registries.conf, /etc/containers/registries.conf.d/ *.conf
+ * and then the user's registries.conf.d/ *.conf, in name order (a later
+ * file's unqualified-search-registries replaces the earlier list, its
  * [[registry]] replaces one with the same prefix, its aliases add to or
- * replace earlier ones). Known keys: unqualified-search-registries;
- * [[registry]] prefix, location, insecure, blocked, mirror-by-digest-only;
- * [[registry.mirror]] location, insecure, pull-from-mirror; [aliases].
- * Other keys and tables are read and ignored, as containers/image ignores
- * what it does not use. */
+ * replace earlier ones; "" cancels an alias). Known keys:
+ * unqualified-search-registries; [[registry]] prefix, location, insecure,
+ * blocked, mirror-by-digest-only; [[registry.mirror]] location, insecure,
+ * pull-from-mirror; [aliases]. Other keys and tables are read and ignored,
+ * as containers/image ignores what it does not use. */
 #ifndef LBX_REGCONF_H
 #define LBX_REGCONF_H
 

@@ -297,8 +297,16 @@ perform(const lbx_registry *r, const char *url, const char *accept, const char *
     cu.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   struct curl_blob ca = {r->ca, r->ca_len, CURL_BLOB_NOCOPY};
-  if (r->ca)
-    cu.easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+  if (r->ca && cu.easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca) != CURLE_OK) {
+    cu.easy_cleanup(h);
+    cu.slist_free_all(hdrs);
+    q->h = NULL;
+    *transient = false;
+    return lbx_error(err, ENOTSUP,
+                     "registry %s: this libcurl cannot take CA certificates from memory (7.77 "
+                     "or later with OpenSSL is needed for certs.d *.crt files)",
+                     r->host);
+  }
   if (r->cert) {
     cu.easy_setopt(h, CURLOPT_SSLCERT, r->cert);
     cu.easy_setopt(h, CURLOPT_SSLKEY, r->key);
@@ -657,10 +665,17 @@ load_certs(lbx_registry *r, const char *given, lbx_err **err)
   if (e < 0)
     return lbx_error_errno(err, -e, "registry %s: certificate directory %s", r->host, dir);
   int rc = 0;
-  /* the system's CAs first: a registry may redirect blobs to another host */
-  for (size_t i = 0; names[i] && rc == 0; i++)
-    if (has_suffix(names[i], ".crt") && !r->ca)
-      rc = add_ca(r, "/etc/ssl/certs/ca-certificates.crt", false, err);
+  /* the system's CAs first (the blob replaces curl's bundle, and a
+   * registry may redirect blobs to another host): the first bundle of the
+   * places Debian, Fedora, openSUSE and Alpine keep it */
+  static const char *const bundles[] = {"/etc/ssl/certs/ca-certificates.crt",
+                                        "/etc/pki/tls/certs/ca-bundle.crt",
+                                        "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"};
+  bool any_crt = false;
+  for (size_t i = 0; names[i]; i++)
+    any_crt = any_crt || has_suffix(names[i], ".crt");
+  for (size_t i = 0; any_crt && i < LBX_ARRAY_SIZE(bundles) && !r->ca && rc == 0; i++)
+    rc = add_ca(r, bundles[i], false, err);
   for (size_t i = 0; names[i] && rc == 0; i++) {
     _cleanup_free_ char *path = lbx_xasprintf("%s/%s", dir, names[i]);
     size_t base = strlen(names[i]) - (has_suffix(names[i], ".key") ? 4 : 5);

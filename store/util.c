@@ -237,7 +237,7 @@ lbx_dir_names(const char *dir, const char *const *suffixes, char ***out)
   size_t n = 0;
   struct dirent *de;
   while ((de = readdir(d)))
-    if (ends_with_one(de->d_name, suffixes)) {
+    if (de->d_type != DT_DIR && ends_with_one(de->d_name, suffixes)) {
       v = lbx_xrealloc(v, (n + 2) * sizeof *v);
       v[n++] = lbx_xstrdup(de->d_name);
       v[n] = NULL;

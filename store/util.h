@@ -103,7 +103,8 @@ void lbx_strv_freep(char ***v);
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer. */
 int lbx_read_file(const char *path, size_t max, char **out, size_t *len);
 /* The names in dir that end with one of suffixes (a NULL-terminated list),
- * sorted: 0 with *out a NULL-terminated vector (maybe empty), or -errno. */
+ * directories left out, sorted: 0 with *out a NULL-terminated vector (maybe
+ * empty), or -errno. */
 int lbx_dir_names(const char *dir, const char *const *suffixes, char ***out);
 
 int64_t lbx_now_ns(void);

@@ -428,10 +428,14 @@ names_of() {
 	pull_ok -q lbx/fixture:gzip
 	run lbx inspect "$REG/lbx/fixture:gzip"
 	assert_success
-	# an alias to a short name is refused, naming it
+	# an empty alias cancels the earlier one: the search list again
+	printf '[aliases]\n"fix" = ""\n' >"$conf/registries.conf.d/65-cancel.conf"
+	run --separate-stderr lbx pull -q fix:zstd
+	assert_one_line_error "$REG/fix:zstd"
+	# an alias to a short name is refused, naming file and line
 	printf '[aliases]\n"fix" = "fixture"\n' >"$conf/registries.conf.d/70-bad.conf"
 	run --separate-stderr lbx pull -q fix:gzip
-	assert_one_line_error "alias fix" "fully qualified"
+	assert_one_line_error "$conf/registries.conf.d/70-bad.conf:2" "alias \"fix\"" "fully qualified"
 }
 
 # tls_setup DIR: a CA, a server certificate for 127.0.0.1 and a client
@@ -527,6 +531,16 @@ print("alice:" + h)' s3cret >"$dir/htpasswd"
 	assert_one_line_error "$breg/lbx/fixture:v1" "access denied"
 	store_is_empty
 	pull_ok -q --tls-verify=false --creds alice:s3cret "$breg/lbx/fixture:v1"
+	lbx rmi -a >/dev/null
+	# --creds are the named registry's: a mirror on another host never gets
+	# them (it asks for its own, from the auth file: none here), so the
+	# mirror answers 401 and the registry itself is a closed port
+	dead="127.0.0.1:$(free_port)"
+	printf '[[registry]]\nprefix = "lbx.invalid/lbx"\nlocation = "%s/lbx"\n[[registry.mirror]]\nlocation = "%s/lbx"\ninsecure = true\n' \
+		"$dead" "$breg" >"$CONTAINERS_REGISTRIES_CONF"
+	run --separate-stderr lbx pull -q --creds alice:s3cret "lbx.invalid/lbx/fixture:v1"
+	assert_one_line_error "lbx.invalid/lbx/fixture:v1" "1 mirror failed" "$dead"
+	: >"$CONTAINERS_REGISTRIES_CONF"
 
 	run --separate-stderr lbx login --tls-verify=false -u alice -p wrong "$breg"
 	assert_one_line_error "login $breg" "denied"

@@ -158,7 +158,39 @@ main(void)
   }
   lbx_regconf_free(c);
 
+  /* what containers/image also does: slashes trimmed, the first table of a
+   * prefix in one file, wildcards whatever the port, "" cancelling an alias */
+  c = parse("unqualified-search-registries = [\"s.io/\"]\n"
+            "[[registry]]\nprefix = \"a.io/foo/\"\nlocation = \"b.io/bar/\"\n"
+            "[[registry.mirror]]\nlocation = \"m.io/x/\"\n"
+            "[[registry]]\nprefix = \"a.io/foo\"\nlocation = \"c.io\"\n"
+            "[[registry]]\nprefix = \"*.w.io\"\n[[registry.mirror]]\nlocation = \"wm.io\"\n"
+            "[aliases]\nk = \"a.io/k\"\n",
+            &err);
+  tap_ok(c && lbx_regconf_parse(c, "later.conf", "[aliases]\nk = \"\"\n", &err) == 0,
+         "slashes, a repeated prefix and an empty alias parse");
+  if (c) {
+    s = lbx_regconf_search(c, &n);
+    tap_ok(n == 1 && strcmp(s[0], "s.io") == 0, "a search entry's trailing slash is trimmed");
+    _cleanup_free_ char *slash = endpoints(c, "a.io/foo/x", false);
+    tap_is_str(slash, "m.io/x/x b.io/bar/x",
+               "trailing slashes trimmed; the first table of a prefix in a file counts");
+    _cleanup_free_ char *port = endpoints(c, "r.w.io:5000/p/q", false);
+    tap_is_str(port, "wm.io/p/q r.w.io:5000/p/q", "a wildcard matches a host with a port");
+    tap_ok(!lbx_regconf_alias(c, "k"), "an empty alias in a later file cancels the earlier one");
+  }
+  lbx_regconf_free(c);
+
   /* errors: file, line, reason */
+  bad("[aliases]\nk = \"short\"\n", "test.conf:2: the alias \"k\" = \"short\" is not a fully",
+      "an alias to a short name");
+  bad("[aliases]\nk = \"a.io/k:1\"\n", "not a fully qualified", "an alias with a tag");
+  bad("[[registry]]\nlocation = \"a.io\"\nmirror = [{ location = \"m.io\" }]\n",
+      "test.conf:3: mirrors as an inline array", "inline mirrors");
+  bad("[[registry]]\nlocation = \"a.io\"\nmirror-by-digest-only = true\n"
+      "[[registry.mirror]]\nlocation = \"m.io\"\npull-from-mirror = \"all\"\n",
+      "both mirror-by-digest-only", "both digest settings");
+  bad("[[registry]]\nprefix = \"*.a.io:5000\"\n", "of the form", "wildcard with a port");
   bad("unqualified-search-registries = [\"a\", \"\"]\n", "test.conf:1: an empty name", "empty");
   bad("x = \"open\n", "test.conf:1: a string is not closed", "open string");
   bad("x = \"\"\"multi\"\"\"\n", "multi-line", "multi-line string");
