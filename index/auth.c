@@ -3,10 +3,14 @@
 #include "../store/util.h"
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <jansson.h>
 #include "../store/crypto.h"
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
 #define CONF_MAX (1u << 20)
@@ -143,6 +147,91 @@ decode_auth(const char *path, const char *key, const char *b64, char **user, cha
   return 1;
 }
 
+/* ---- credential helpers ---- */
+
+#define HELPER_OUT_MAX (64u << 10)
+
+static void
+first_line(char *s)
+{
+  s[strcspn(s, "\r\n")] = '\0';
+}
+
+/* `docker-credential-NAME get`, the registry on its stdin, a JSON answer
+ * {"Username", "Secret"} on its stdout: what containers/image runs for a
+ * registry the file's "credHelpers" names. 1 with credentials, 0 when the
+ * helper has none, -1 with *err. */
+static int
+cred_helper(const char *path, const char *name, const char *host, char **user, char **pass,
+            lbx_err **err)
+{
+  if (!*name || strchr(name, '/'))
+    return lbx_error(err, EINVAL, "auth file %s: \"%s\" is not a credential helper name", path,
+                     name);
+  _cleanup_free_ char *prog = lbx_xasprintf("docker-credential-%s", name);
+  int in[2], out[2];
+  /* a socket for its stdin: send() with MSG_NOSIGNAL, no SIGPIPE when the
+   * helper exits without reading */
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0)
+    return lbx_error_errno(err, errno, "auth file %s: credential helper %s", path, prog);
+  if (pipe2(out, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(in[0]);
+    close(in[1]);
+    return lbx_error_errno(err, e, "auth file %s: credential helper %s", path, prog);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[1], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  char *argv[] = {prog, (char *)"get", NULL};
+  pid_t pid;
+  int e = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[1]);
+  close(out[1]);
+  if (e != 0) {
+    close(in[0]);
+    close(out[0]);
+    return lbx_error_errno(err, e, "auth file %s: credential helper %s", path, prog);
+  }
+  (void)!send(in[0], host, strlen(host), MSG_NOSIGNAL);
+  close(in[0]);
+  _cleanup_free_ char *buf = lbx_xmalloc(HELPER_OUT_MAX + 1);
+  size_t len = 0;
+  ssize_t n;
+  while ((n = read(out[0], buf + len, HELPER_OUT_MAX - len)) > 0 || (n < 0 && errno == EINTR))
+    len += n > 0 ? (size_t)n : 0;
+  close(out[0]);
+  buf[len] = '\0';
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (strstr(buf, "credentials not found"))
+      return 0; /* the helper's word for "none" (docker-credential-helpers) */
+    first_line(buf);
+    return lbx_error(err, EACCES, "auth file %s: credential helper %s failed for %s%s%s", path,
+                     prog, host, *buf ? ": " : "", buf);
+  }
+  _cleanup_json_ json_t *j = json_loadb(buf, len, 0, NULL);
+  const char *u = json_string_value(json_object_get(j, "Username"));
+  const char *p = json_string_value(json_object_get(j, "Secret"));
+  if (!u || !p)
+    return lbx_error(err, EBADMSG,
+                     "auth file %s: credential helper %s: no Username and Secret in its answer",
+                     path, prog);
+  if (strcmp(u, "<token>") == 0)
+    return lbx_error(err, ENOTSUP,
+                     "auth file %s: credential helper %s gave an identity token for %s, which "
+                     "lazybox does not use",
+                     path, prog, host);
+  *user = lbx_xstrdup(u);
+  *pass = lbx_xstrdup(p);
+  return 1;
+}
+
 static int
 lookup_in(const char *path, const char *host, const char *repo, char **user, char **pass,
           lbx_err **err)
@@ -151,6 +240,15 @@ lookup_in(const char *path, const char *host, const char *repo, char **user, cha
   int r = load_json(path, &j, err);
   if (r <= 0)
     return r;
+  /* a helper named for the registry answers for it, as in containers/image */
+  const char *hkey;
+  json_t *hv;
+  json_object_foreach(json_object_get(j, "credHelpers"), hkey, hv)
+  {
+    _cleanup_free_ char *k = normalize_key(hkey);
+    if (!strchr(k, '/') && host_matches(k, strlen(k), host) && json_is_string(hv))
+      return cred_helper(path, json_string_value(hv), host, user, pass, err);
+  }
   json_t *auths = json_object_get(j, "auths");
   const char *key, *best_key = NULL;
   json_t *v, *best = NULL;

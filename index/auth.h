@@ -16,7 +16,8 @@
  * NULL): 1 with *user and *pass allocated, 0 if none, -1 with *err (a file
  * that exists but cannot be read or parsed). authfile NULL: the default
  * search above. Keys of the "auths" object may be "host", "host/ns" (the
- * longest match wins), or URLs such as "https://index.docker.io/v1/". */
+ * longest match wins), or URLs such as "https://index.docker.io/v1/"; a
+ * "credHelpers" entry for host runs docker-credential-NAME get instead. */
 int lbx_auth_lookup(const char *authfile, const char *host, const char *repo, char **user,
                     char **pass, lbx_err **err);
 

@@ -565,6 +565,26 @@ print("alice:" + h)' s3cret >"$dir/htpasswd"
 	jq --arg k "http://$breg/" '{auths: {($k): .auths[]}}' "$BATS_TEST_TMPDIR/auth.json" >"$HOME/.docker/config.json"
 	pull_ok -q --tls-verify=false "$breg/lbx/fixture:v1"
 
+	# credHelpers: docker-credential-NAME get, the registry on stdin
+	mkdir -p "$BATS_TEST_TMPDIR/bin"
+	cat >"$BATS_TEST_TMPDIR/bin/docker-credential-lbxtest" <<-EOF
+		#!/bin/sh
+		[ "\$1" = get ] || exit 2
+		host=\$(cat)
+		echo "\$host" >>"$BATS_TEST_TMPDIR/helper.log"
+		[ "\$host" = "$breg" ] || { echo "credentials not found in native keychain"; exit 1; }
+		echo '{"ServerURL": "'"\$host"'", "Username": "alice", "Secret": "s3cret"}'
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/bin/docker-credential-lbxtest"
+	export PATH="$BATS_TEST_TMPDIR/bin:$PATH"
+	printf '{"credHelpers": {"%s": "lbxtest"}}\n' "$breg" >"$BATS_TEST_TMPDIR/helper.json"
+	lbx rmi -a >/dev/null
+	pull_ok -q --tls-verify=false --authfile "$BATS_TEST_TMPDIR/helper.json" "$breg/lbx/fixture:v1"
+	[ "$(cat "$BATS_TEST_TMPDIR/helper.log")" = "$breg" ] || fail "helper asked: $(cat "$BATS_TEST_TMPDIR/helper.log")"
+	printf '{"credHelpers": {"%s": "nosuch"}}\n' "$breg" >"$BATS_TEST_TMPDIR/helper.json"
+	run --separate-stderr lbx pull -q --tls-verify=false --authfile "$BATS_TEST_TMPDIR/helper.json" "$breg/lbx/fixture:v1"
+	assert_one_line_error "$breg/lbx/fixture:v1" "credential helper docker-credential-nosuch"
+
 	run --separate-stderr lbx logout --authfile "$BATS_TEST_TMPDIR/auth.json" "$breg"
 	assert_success
 	[ "$output" = "Removed login credentials for $breg" ]
