@@ -622,20 +622,34 @@ lbx_regconf_parse(lbx_regconf *c, const char *path, const char *text, lbx_err **
   lbx_regconf *f = lbx_regconf_new();
   struct cur cu = {text, p, 1, err};
   enum table t = T_TOP;
+  /* the keys of the current table: TOML (and containers/image's reader)
+   * refuses a key given twice, rather than letting one silently win */
+  char **seen = NULL;
+  size_t nseen = 0;
   int rc = 0;
   while (rc == 0) {
     skip_space(&cu);
     if (!*cu.p)
       break;
     if (*cu.p == '[') {
+      strs_free(seen, nseen);
+      seen = NULL;
+      nseen = 0;
       rc = header(&cu, f, &t);
       continue;
     }
-    _cleanup_free_ char *key = NULL;
+    char *key = NULL;
     if (parse_key(&cu, &key) < 0) {
       rc = -1;
       break;
     }
+    seen = lbx_xrealloc(seen, (nseen + 1) * sizeof *seen);
+    seen[nseen++] = key;
+    for (size_t i = 0; i + 1 < nseen && rc == 0; i++)
+      if (strcmp(seen[i], key) == 0)
+        rc = fail(&cu, "\"%s\" is given twice in one table", key);
+    if (rc < 0)
+      break;
     if (*cu.p != '=') {
       rc = fail(&cu, "'=' expected after \"%s\"", key);
       break;
@@ -649,6 +663,7 @@ lbx_regconf_parse(lbx_regconf *c, const char *path, const char *text, lbx_err **
       rc = end_of_line(&cu);
     val_clear(&v);
   }
+  strs_free(seen, nseen);
   for (size_t i = 0; rc == 0 && i < f->nregs; i++)
     rc = check_reg(&cu, &f->regs[i]);
   if (rc == 0)

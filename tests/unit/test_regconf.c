@@ -214,5 +214,10 @@ main(void)
   bad("x = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
       "nested more than", "deep nesting");
   bad("= 1\n", "a key is missing", "no key");
+  bad("[[registry]]\nlocation = \"a.io\"\ninsecure = true\ninsecure = false\n",
+      "test.conf:4: \"insecure\" is given twice", "a key twice in one table");
+  c = parse("[[registry]]\nlocation = \"a.io\"\n[[registry]]\nlocation = \"b.io\"\n", &err);
+  tap_ok(c != NULL, "the same key in two tables is fine");
+  lbx_regconf_free(c);
   return tap_done();
 }
