@@ -83,6 +83,14 @@ teardown() {
 	for f in "$BATS_TEST_TMPDIR"/*.pid; do
 		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
 	done
+	# a registry this test started and nothing above stopped is a leak
+	local left
+	left="$(pgrep -f "docker-registry serve $BATS_TEST_TMPDIR/" || true)"
+	if [ -n "$left" ]; then
+		kill $left 2>/dev/null
+		common_teardown
+		fail "registries left running by the test: $left"
+	fi
 	common_teardown
 }
 
@@ -456,12 +464,13 @@ tls_setup() {
 	openssl x509 -req -in "$d/client/req.pem" -CA "$d/ca/ca.crt" -CAkey "$d/ca/ca.key" \
 		-CAcreateserial -days 2 -extfile "$d/client/ext" -out "$d/client/client.cert" >/dev/null 2>&1
 	rm -f "$d/client/req.pem" "$d/client/ext"
-	start_registry "$d/reg" "  tls:
+	# one level under the test's dir, where teardown finds and stops it
+	start_registry "$BATS_TEST_TMPDIR/tlsreg" "  tls:
     certificate: $d/server/cert.pem
     key: $d/server/key.pem
     clientcas:
       - $d/ca/ca.crt"
-	TREG="127.0.0.1:$(cat "$d/reg/port")"
+	TREG="127.0.0.1:$(cat "$BATS_TEST_TMPDIR/tlsreg/port")"
 	push "$LBX_FIXTURE_OCI:$FIXTURE_REF" "$TREG/lbx/fixture:tls" --dest-cert-dir "$d/client"
 }
 
