@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include "../store/crypto.h"
 #include <string.h>
@@ -200,9 +201,19 @@ cred_helper(const char *path, const char *name, const char *host, char **user, c
   close(in[0]);
   _cleanup_free_ char *buf = lbx_xmalloc(HELPER_OUT_MAX + 1);
   size_t len = 0;
+  bool too_big = false;
   ssize_t n;
-  while ((n = read(out[0], buf + len, HELPER_OUT_MAX - len)) > 0 || (n < 0 && errno == EINTR))
-    len += n > 0 ? (size_t)n : 0;
+  /* read to the end whatever it writes: a helper blocked on a full pipe
+   * would never exit */
+  char sink[4096];
+  while ((n = len < HELPER_OUT_MAX ? read(out[0], buf + len, HELPER_OUT_MAX - len)
+                                   : read(out[0], sink, sizeof sink)) > 0 ||
+         (n < 0 && errno == EINTR)) {
+    if (n > 0 && len < HELPER_OUT_MAX)
+      len += (size_t)n;
+    else if (n > 0)
+      too_big = true;
+  }
   close(out[0]);
   buf[len] = '\0';
   int status;
@@ -215,6 +226,9 @@ cred_helper(const char *path, const char *name, const char *host, char **user, c
     return lbx_error(err, EACCES, "auth file %s: credential helper %s failed for %s%s%s", path,
                      prog, host, *buf ? ": " : "", buf);
   }
+  if (too_big)
+    return lbx_error(err, EFBIG, "auth file %s: credential helper %s: its answer is over %u bytes",
+                     path, prog, HELPER_OUT_MAX);
   _cleanup_json_ json_t *j = json_loadb(buf, len, 0, NULL);
   const char *u = json_string_value(json_object_get(j, "Username"));
   const char *p = json_string_value(json_object_get(j, "Secret"));

@@ -566,13 +566,11 @@ candidates_of(const lbx_regconf *conf, const char *name, lbx_ref ***out, size_t 
     _cleanup_free_ char *full = ref->digest
                                     ? lbx_xasprintf("%s@%s", alias, ref->digest)
                                     : lbx_xasprintf("%s:%s", alias, ref->tag ? ref->tag : "latest");
+    /* regconf checked the alias names a registry; the caller's tag may
+     * still make the whole too long */
     lbx_ref *r = NULL;
-    if (lbx_ref_parse(full, 0, &r, err) < 0 || r->short_name) {
-      lbx_ref_free(r);
-      if (err && !*err)
-        lbx_error(err, EINVAL, "\"%s\" is not a fully qualified name", alias);
+    if (lbx_ref_parse(full, 0, &r, err) < 0)
       return lbx_error_prefix(err, "registries.conf alias %s", stem);
-    }
     (*out)[(*n)++] = r;
     return 0;
   }

@@ -588,7 +588,6 @@ merge(lbx_regconf *dst, lbx_regconf *f)
     dst->search = steal_pointer(&f->search);
     dst->nsearch = f->nsearch;
     f->nsearch = 0;
-    dst->search_set = true;
   }
   for (size_t i = 0; i < f->nregs; i++) {
     /* within one file the first table of a prefix counts, as in

@@ -345,6 +345,11 @@ names_of() {
 	pull_ok -q "$REG/lbx/fixture:gzip"
 	assert_tree "$REG/lbx/fixture:gzip" "$LBX_FIXTURE_DUMP"
 	lbx rmi -a >/dev/null
+	# login goes by the same table (this registry takes any credentials)
+	run --separate-stderr lbx login -u u -p p "$REG"
+	assert_success
+	run --separate-stderr lbx login --tls-verify=true -u u -p p "$REG"
+	assert_one_line_error "login $REG" "TLS"
 	run --separate-stderr lbx pull -q --tls-verify=true "$REG/lbx/fixture:gzip"
 	assert_one_line_error "$REG/lbx/fixture:gzip" "TLS"
 	: >"$CONTAINERS_REGISTRIES_CONF"
@@ -591,6 +596,12 @@ print("alice:" + h)' s3cret >"$dir/htpasswd"
 	lbx rmi -a >/dev/null
 	pull_ok -q --tls-verify=false --authfile "$BATS_TEST_TMPDIR/helper.json" "$breg/lbx/fixture:v1"
 	[ "$(cat "$BATS_TEST_TMPDIR/helper.log")" = "$breg" ] || fail "helper asked: $(cat "$BATS_TEST_TMPDIR/helper.log")"
+	# a helper that says too much is read to its end and refused (not waited for forever)
+	printf '#!/bin/sh\nhead -c 200000 /dev/zero | tr "\\0" x\n' >"$BATS_TEST_TMPDIR/bin/docker-credential-big"
+	chmod +x "$BATS_TEST_TMPDIR/bin/docker-credential-big"
+	printf '{"credHelpers": {"%s": "big"}}\n' "$breg" >"$BATS_TEST_TMPDIR/helper.json"
+	run --separate-stderr timeout 60 "$LAZYBOX" --root "$LAZYBOX_ROOT" pull -q --tls-verify=false --authfile "$BATS_TEST_TMPDIR/helper.json" "$breg/lbx/fixture:v1"
+	assert_one_line_error "credential helper docker-credential-big" "over 65536 bytes"
 	printf '{"credHelpers": {"%s": "nosuch"}}\n' "$breg" >"$BATS_TEST_TMPDIR/helper.json"
 	run --separate-stderr lbx pull -q --tls-verify=false --authfile "$BATS_TEST_TMPDIR/helper.json" "$breg/lbx/fixture:v1"
 	assert_one_line_error "$breg/lbx/fixture:v1" "credential helper docker-credential-nosuch"
