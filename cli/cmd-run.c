@@ -521,20 +521,15 @@ make_plan(lbx_store *s, const lbx_box_row *box, struct plan *p, lbx_err **err)
 struct sup_ctx {
   const char *root, *id;
   bool auto_remove;
-  lbx_store *kept; /* the connection that recorded the end, closed last */
+  lbx_store *kept; /* the connection that recorded the end, reused by --rm */
 };
 
-/* The supervisor's state writes sit on the path between the box's command
- * and the caller's prompt, and a checkpoint at close costs two fsyncs and a
- * truncation: the start's connection skips it (see LBX_STORE_NO_CHECKPOINT)
- * and the end's is closed, checkpointing all of them, only once the caller
- * has its exit code. */
 static void
 sup_started(void *ctx, pid_t pid, uint64_t pid_start)
 {
   struct sup_ctx *c = ctx;
   lbx_store *s = NULL;
-  if (lbx_store_open(c->root, LBX_STORE_NO_CHECKPOINT, &s, NULL) == 0)
+  if (lbx_store_open(c->root, 0, &s, NULL) == 0)
     lbx_store_box_set_running(s, c->id, pid, pid_start, lbx_now_ns(), NULL);
   lbx_store_close(s);
 }
@@ -633,9 +628,7 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
    * index) that a forked child would inherit but not own: the supervisor's
    * own connections then miss their locks, and the parent's close can
    * checkpoint and delete the WAL under them (a detached box's exit code
-   * was lost that way). Closed here; reopened when needed. Its checkpoint
-   * (two fsyncs) is left to a later close: the box's start waits on it. */
-  lbx_store_skip_checkpoint(cli->store);
+   * was lost that way). Closed here; reopened when needed. */
   lbx_store_close(cli->store);
   cli->store = NULL;
   pid_t sup = fork();

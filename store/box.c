@@ -183,14 +183,15 @@ lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err)
   }
   if (ns <= 0)
     ns = lbx_now_ns();
-  if (lbx_store_box_set_exited(s, row->id, code, ns, err) < 0)
-    return -1;
-  if (n > 0)
+  int r = lbx_store_box_set_exited(s, row->id, code, ns, err);
+  if (r == 0 && n > 0)
     removexattr(dir, EXIT_XATTR);
+  /* Shown as ended, with the end it kept, even when a full store cannot
+   * take it yet: the xattr stays for the next look. */
   snprintf(row->state, sizeof row->state, "exited");
   row->exit_code = code;
   row->finished_ns = ns;
-  return 0;
+  return r;
 }
 
 int

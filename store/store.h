@@ -25,19 +25,11 @@ typedef struct lbx_store lbx_store;
 
 enum {
   LBX_STORE_RDONLY = 1 << 0, /* readers such as the FUSE daemon */
-  /* No checkpoint when this connection closes: for the box supervisor's
-   * one-row state writes on a box's start and end paths, where the
-   * checkpoint's two fsyncs and truncation cost more than the write. The
-   * next connection that closes normally checkpoints their frames. */
-  LBX_STORE_NO_CHECKPOINT = 1 << 1,
 };
 
 /* Opens (creating and migrating as needed) the store under root. */
 int lbx_store_open(const char *root, unsigned flags, lbx_store **out, lbx_err **err);
 void lbx_store_close(lbx_store *s);
-/* Makes this connection's close skip its checkpoint, as if it had been
- * opened with LBX_STORE_NO_CHECKPOINT. */
-void lbx_store_skip_checkpoint(lbx_store *s);
 static inline void
 lbx_store_closep(lbx_store **s)
 {
@@ -272,7 +264,8 @@ int lbx_store_box_set_exited(lbx_store *s, const char *id, int exit_code, int64_
 /* A box whose supervisor is gone while its row says running: records it
  * exited with the end the supervisor kept in the box's directory when the
  * store could not take it (a full disk: lbx_box_keep_exit), else with -1
- * and now. Fills *row's state, exit code and end time. */
+ * and now. Fills *row's state, exit code and end time, also when the
+ * store cannot record them (-1: the kept end stays for a later look). */
 int lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err);
 /* Keeps a box's end where a full disk still has room: an xattr of
  * root/boxes/<id>, held in the directory's inode. 0 or -errno. */
