@@ -7,6 +7,7 @@
 #include "store-internal.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,6 +40,9 @@ struct rec {
  * millions of small distinct files cannot exhaust memory. */
 #define INLINE_BUDGET (64u << 20)
 
+/* Blob bytes a layer places between two early syncs (see sync_early). */
+#define EARLY_SYNC_BYTES (32u << 20)
+
 struct lbx_layer_tx {
   lbx_store *s;
   lbx_dset inl_set; /* digests in inl */
@@ -51,6 +55,10 @@ struct lbx_layer_tx {
   size_t ninl, cinl;
   bool wrote_files;
   uint64_t logical;
+  uint64_t unsynced; /* blob bytes placed since the last early sync began */
+  pthread_t syncer;
+  bool syncing;            /* syncer was started and not yet joined */
+  atomic_bool syncer_done; /* set by syncer as it ends */
 };
 
 int
@@ -65,11 +73,20 @@ lbx_layer_tx_begin(lbx_store *s, lbx_layer_tx **out, lbx_err **err)
   return 0;
 }
 
+static void
+join_syncer(lbx_layer_tx *tx)
+{
+  if (tx->syncing)
+    pthread_join(tx->syncer, NULL);
+  tx->syncing = false;
+}
+
 void
 lbx_layer_tx_free(lbx_layer_tx *tx)
 {
   if (!tx)
     return;
+  join_syncer(tx);
   /* Blob files already renamed into place stay: they are harmless without
    * rows, another running load may rely on them, and gc sweeps them. */
   for (size_t i = 0; i < tx->ninl; i++)
@@ -205,6 +222,42 @@ lbx_layer_tx_put_inline(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], 
   return 0;
 }
 
+static void *
+syncer_main(void *arg)
+{
+  lbx_layer_tx *tx = arg;
+  /* Its own descriptor: syncfs reports a writeback error once per open
+   * file, and the commit's syncfs on the store's must still see any. */
+  int fd = open(tx->s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)syncfs(fd);
+    close(fd);
+  }
+  atomic_store(&tx->syncer_done, true);
+  return NULL;
+}
+
+/* The commit's syncfs waited for the whole layer's blob files at once (0.2 s
+ * of a 0.9 s load of a 200 MB layer, the disk idle until then). A thread
+ * syncs every EARLY_SYNC_BYTES while the layer is still being read, so the
+ * disk writes beside the inflate and the commit's syncfs finds little left.
+ * Durability still rests on that last syncfs alone. */
+static void
+sync_early(lbx_layer_tx *tx, uint64_t size)
+{
+  tx->unsynced += size;
+  if (tx->unsynced < EARLY_SYNC_BYTES)
+    return;
+  if (tx->syncing) {
+    if (!atomic_load(&tx->syncer_done))
+      return; /* the next one starts once this one is done */
+    join_syncer(tx);
+  }
+  tx->unsynced = 0;
+  atomic_store(&tx->syncer_done, false);
+  tx->syncing = pthread_create(&tx->syncer, NULL, syncer_main, tx) == 0;
+}
+
 static int
 record_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t size)
 {
@@ -214,6 +267,7 @@ record_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t siz
   if (r < 0)
     return r;
   tx->wrote_files = true;
+  sync_early(tx, size);
   LBX_LOCKED(tx->s);
   lbx_dset_add(&tx->s->pending, digest);
   return 0;
@@ -518,6 +572,7 @@ lbx_layer_tx_commit(lbx_layer_tx *tx, const char *diff_id, uint64_t tar_size, co
   /* Durability first, once per layer: after this every blob file the rows
    * below name is on disk. syncfs covers files other running loads placed
    * that this layer relies on, too. */
+  join_syncer(tx);
   if (tx->wrote_files && syncfs(s->rootfd) < 0)
     return lbx_error_errno(err, errno, "store %s: syncing blob files", s->root);
 

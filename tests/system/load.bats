@@ -491,6 +491,26 @@ fixture_id() {
 	[[ "${lines[-1]}" =~ ^(sha256:)?[0-9a-f]{64}$ ]] || fail "want the full image id: $output"
 }
 
+@test "import of a layer whose files pass the early sync's 32 MiB: every blob file is whole" {
+	# a thread syncs the store while the layer is still being read
+	# (store/layer.c, sync_early); the commit's own sync comes after it
+	mkdir -p "$BATS_TEST_TMPDIR/big"
+	for k in 1 2 3 4 5 6 7 8; do
+		head -c $((9 << 20)) /dev/urandom >"$BATS_TEST_TMPDIR/big/f$k"
+	done
+	tar -C "$BATS_TEST_TMPDIR/big" -cf "$BATS_TEST_TMPDIR/big.tar" .
+	run --separate-stderr lbx import -q "$BATS_TEST_TMPDIR/big.tar" localhost/big:1
+	assert_success
+	local h
+	for k in 1 2 3 4 5 6 7 8; do
+		h="$(sha256sum "$BATS_TEST_TMPDIR/big/f$k" | cut -d' ' -f1)"
+		[ "$(sha256sum <"$LAZYBOX_ROOT/blobs/sha256/${h:0:2}/$h" | cut -d' ' -f1)" = "$h" ] ||
+			fail "f$k: its blob file is missing or differs"
+	done
+	run --separate-stderr lbx system check --verify
+	assert_success
+}
+
 # --- errors -------------------------------------------------------------------
 
 @test "load of a missing path: one-line error naming it" {
