@@ -91,9 +91,7 @@ normalize_key(const char *key)
   while (n && k[n - 1] == '/')
     k[--n] = '\0';
   /* Docker's keys for docker.io and legacy "/v1" suffixes name the host */
-  if (n > 3 && strcmp(k + n - 3, "/v1") == 0)
-    k[n - 3] = '\0';
-  if (n > 3 && strcmp(k + n - 3, "/v2") == 0)
+  if (lbx_has_suffix(k, "/v1") || lbx_has_suffix(k, "/v2"))
     k[n - 3] = '\0';
   return k;
 }

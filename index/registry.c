@@ -627,13 +627,6 @@ cert_dir_of(const char *host)
   return found;
 }
 
-static bool
-has_suffix(const char *s, const char *suffix)
-{
-  size_t l = strlen(s), n = strlen(suffix);
-  return l > n && strcmp(s + l - n, suffix) == 0;
-}
-
 static int
 add_ca(lbx_registry *r, const char *path, bool must, lbx_err **err)
 {
@@ -676,15 +669,15 @@ load_certs(lbx_registry *r, const char *given, lbx_err **err)
                                         "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"};
   bool any_crt = false;
   for (size_t i = 0; names[i]; i++)
-    any_crt = any_crt || has_suffix(names[i], ".crt");
+    any_crt = any_crt || lbx_has_suffix(names[i], ".crt");
   for (size_t i = 0; any_crt && i < LBX_ARRAY_SIZE(bundles) && !r->ca && rc == 0; i++)
     rc = add_ca(r, bundles[i], false, err);
   for (size_t i = 0; names[i] && rc == 0; i++) {
     _cleanup_free_ char *path = lbx_xasprintf("%s/%s", dir, names[i]);
-    size_t base = strlen(names[i]) - (has_suffix(names[i], ".key") ? 4 : 5);
-    if (has_suffix(names[i], ".crt")) {
+    size_t base = strlen(names[i]) - (lbx_has_suffix(names[i], ".key") ? 4 : 5);
+    if (lbx_has_suffix(names[i], ".crt")) {
       rc = add_ca(r, path, true, err);
-    } else if (has_suffix(names[i], ".cert")) {
+    } else if (lbx_has_suffix(names[i], ".cert")) {
       _cleanup_free_ char *key = lbx_xasprintf("%s/%.*s.key", dir, (int)base, names[i]);
       if (access(key, R_OK) < 0)
         rc = lbx_error_errno(err, errno, "registry %s: client certificate %s: its key %s", r->host,

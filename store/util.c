@@ -215,15 +215,19 @@ cmp_names(const void *a, const void *b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+bool
+lbx_has_suffix(const char *s, const char *suffix)
+{
+  size_t l = strlen(s), n = strlen(suffix);
+  return l > n && strcmp(s + l - n, suffix) == 0;
+}
+
 static bool
 ends_with_one(const char *name, const char *const *suffixes)
 {
-  size_t l = strlen(name);
-  for (; *suffixes; suffixes++) {
-    size_t n = strlen(*suffixes);
-    if (l > n && strcmp(name + l - n, *suffixes) == 0)
+  for (; *suffixes; suffixes++)
+    if (lbx_has_suffix(name, *suffixes))
       return true;
-  }
   return false;
 }
 

@@ -4,6 +4,7 @@
 #define LBX_UTIL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,9 @@ void lbx_strv_free(char **v);
 void lbx_strv_freep(char ***v);
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer. */
 int lbx_read_file(const char *path, size_t max, char **out, size_t *len);
+/* Whether s ends with suffix and has something before it. */
+bool lbx_has_suffix(const char *s, const char *suffix);
+
 /* The names in dir that end with one of suffixes (a NULL-terminated list),
  * directories left out, sorted: 0 with *out a NULL-terminated vector (maybe
  * empty), or -errno. */
