@@ -57,6 +57,12 @@ struct json_t;
 struct json_t *lbx_cli_box_json(lbx_store *s, struct lbx_box_row *box);
 /* Waits for the box's supervisor to end: 0, or -1 after timeout_ms (< 0: none). */
 int lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms);
+/* The boxes a command acts on: with all, every box's ID (running_only: every
+ * running box's), and no operand may be given; else the operands, of
+ * which there must be one at least. A NULL-terminated vector, or NULL with
+ * *err ("CMD: ..."). */
+char **lbx_cli_box_args(lbx_store *s, const char *cmd, bool all, bool running_only, int argc,
+                        char **argv, int first, lbx_err **err);
 
 /* An on_opt for commands with no options of their own (main.c). */
 int lbx_no_opt(void *ctx, int opt, char *arg);

@@ -158,41 +158,52 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 
 /* ---- rm ---- */
 
+struct rm_opts {
+  bool force, all;
+};
+
 static int
 rm_opt(void *ctx, int opt, char *arg)
 {
   (void)arg;
+  struct rm_opts *o = ctx;
   if (opt == 'f')
-    *(bool *)ctx = true;
+    o->force = true;
+  else if (opt == 'a')
+    o->all = true;
   return 0;
 }
 
 static int
 rm_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
-  static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, {0}};
-  bool force = false;
+  static const struct option opts[] = {
+      {"all", no_argument, NULL, 'a'}, {"force", no_argument, NULL, 'f'}, {0}};
+  struct rm_opts o = {0};
   int rc;
-  int first = lbx_parse_opts(&lbx_box_cmds[1], argc, argv, "f", opts, rm_opt, &force, &rc, err);
+  int first = lbx_parse_opts(&lbx_box_cmds[1], argc, argv, "af", opts, rm_opt, &o, &rc, err);
   if (first < 0)
     return rc;
-  if (first >= argc)
-    return lbx_error(err, EINVAL, "rm: name at least one box"), 125;
+  bool force = o.force;
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
+    return 125;
+  _cleanup_(lbx_strv_freep) char **keys =
+      lbx_cli_box_args(s, "rm", o.all, false, argc, argv, first, err);
+  if (!keys)
     return 125;
   lbx_mount_ent *m = NULL;
   size_t nm = 0;
   lbx_mounts_list(cli->root, &m, &nm);
   rc = 0;
-  for (int a = first; a < argc && rc == 0; a++) {
+  for (char **k = keys; *k && rc == 0; k++) {
     lbx_box_row box = {0};
-    int r = lbx_store_box_find(s, argv[a], &box);
+    int r = lbx_store_box_find(s, *k, &box);
     if (r <= 0) {
       /* -f: a box that is not there is no error, as in Podman */
       if (r == 0 && force)
         continue;
-      rc = lbx_cli_box_find(s, argv[a], &box, err) < 0 ? 125 : 0;
+      rc = lbx_cli_box_find(s, *k, &box, err) < 0 ? 125 : 0;
       break;
     }
     if (lbx_cli_box_running(s, &box)) {
@@ -367,13 +378,14 @@ const lbx_cmd lbx_box_cmds[] = {
      "      --no-trunc       full IDs\n"
      "      --format FORMAT  table (default) or json\n"},
     {"rm", rm_run, "Remove boxes",
-     "Usage: lazybox rm [OPTIONS] BOX [BOX...]\n"
+     "Usage: lazybox rm [OPTIONS] BOX [BOX...] | --all\n"
      "\n"
      "Remove boxes (name, ID or ID prefix) and their upper directories; prints\n"
      "their IDs. A running box is refused (stop it, or use -f); so is a box\n"
      "mounted with `lazybox mount`: unmount it first.\n"
      "\n"
      "Options:\n"
+     "  -a, --all     every box\n"
      "  -f, --force   kill a running box first (SIGKILL); a box that does not\n"
      "                exist is not an error\n"},
     {"diff", diff_run, "List a box's changes to its image",

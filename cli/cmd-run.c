@@ -33,6 +33,35 @@ lbx_cli_box_find(lbx_store *s, const char *key, lbx_box_row *box, lbx_err **err)
   return 0;
 }
 
+char **
+lbx_cli_box_args(lbx_store *s, const char *cmd, bool all, bool running_only, int argc, char **argv,
+                 int first, lbx_err **err)
+{
+  if (all && first < argc)
+    return lbx_error(err, EINVAL, "%s: --all and a box name cannot go together", cmd), NULL;
+  if (!all && first >= argc)
+    return lbx_error(err, EINVAL, "%s: name at least one box (or --all)", cmd), NULL;
+  if (!all) {
+    char **v = lbx_xcalloc((size_t)(argc - first) + 1, sizeof *v);
+    for (int a = first; a < argc; a++)
+      v[a - first] = lbx_xstrdup(argv[a]);
+    return v;
+  }
+  lbx_box_row *rows;
+  size_t n;
+  if (lbx_store_boxes(s, &rows, &n, err) < 0)
+    return NULL;
+  char **v = lbx_xcalloc(n + 1, sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!running_only || lbx_cli_box_running(s, &rows[i]))
+      v[k++] = lbx_xstrdup(rows[i].id);
+    lbx_box_row_clear(&rows[i]);
+  }
+  free(rows);
+  return v;
+}
+
 /* The supervisor holds the box log's lock for its whole life. */
 bool
 lbx_cli_box_running(lbx_store *s, lbx_box_row *box)
@@ -746,7 +775,7 @@ run_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 /* ---- start, stop, kill, wait ---- */
 
 struct flag_opts {
-  bool attach, interactive;
+  bool attach, interactive; /* attach: -a, which is --all for stop and kill */
   long timeout;
   const char *signal;
 };
@@ -840,22 +869,25 @@ signal_box(lbx_store *s, lbx_box_row *box, int sig)
 static int
 stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
-  static const struct option opts[] = {{"time", required_argument, NULL, 't'}, {0}};
+  static const struct option opts[] = {
+      {"all", no_argument, NULL, 'a'}, {"time", required_argument, NULL, 't'}, {0}};
   struct flag_opts o = {.timeout = 10};
   int rc;
-  int first = lbx_parse_opts(&lbx_run_cmds[3], argc, argv, "t:", opts, flag_opt, &o, &rc, err);
+  int first = lbx_parse_opts(&lbx_run_cmds[3], argc, argv, "at:", opts, flag_opt, &o, &rc, err);
   if (first < 0)
     return rc;
-  if (first >= argc)
-    return lbx_error(err, EINVAL, "stop: name at least one box"), 125;
   if (o.timeout < 0 || o.timeout > 86400 * 365)
     return lbx_error(err, EINVAL, "stop: --time must be 0 to 31536000 seconds"), 125;
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
-  for (int a = first; a < argc; a++) {
+  _cleanup_(lbx_strv_freep) char **keys =
+      lbx_cli_box_args(s, "stop", o.attach, true, argc, argv, first, err);
+  if (!keys)
+    return 125;
+  for (char **k = keys; *k; k++) {
     _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (lbx_cli_box_find(s, argv[a], &box, err) < 0)
+    if (lbx_cli_box_find(s, *k, &box, err) < 0)
       return 125;
     /* pid 1 of a pid namespace ignores SIGTERM it has no handler for:
      * then SIGKILL after the grace time, as Podman does */
@@ -864,7 +896,7 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       signal_box(s, &box, SIGKILL);
       lbx_cli_box_wait(s, box.id, -1);
     }
-    printf("%s\n", argv[a]);
+    printf("%s\n", *k);
   }
   return 0;
 }
@@ -872,23 +904,26 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 static int
 kill_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
-  static const struct option opts[] = {{"signal", required_argument, NULL, 's'}, {0}};
+  static const struct option opts[] = {
+      {"all", no_argument, NULL, 'a'}, {"signal", required_argument, NULL, 's'}, {0}};
   struct flag_opts o = {.signal = "KILL"};
   int rc;
-  int first = lbx_parse_opts(&lbx_run_cmds[4], argc, argv, "s:", opts, flag_opt, &o, &rc, err);
+  int first = lbx_parse_opts(&lbx_run_cmds[4], argc, argv, "as:", opts, flag_opt, &o, &rc, err);
   if (first < 0)
     return rc;
-  if (first >= argc)
-    return lbx_error(err, EINVAL, "kill: name at least one box"), 125;
   int sig = parse_signal(o.signal);
   if (sig < 0)
     return lbx_error(err, EINVAL, "kill: \"%s\" is not a signal", o.signal), 125;
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
-  for (int a = first; a < argc; a++) {
+  _cleanup_(lbx_strv_freep) char **keys =
+      lbx_cli_box_args(s, "kill", o.attach, true, argc, argv, first, err);
+  if (!keys)
+    return 125;
+  for (char **k = keys; *k; k++) {
     _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (lbx_cli_box_find(s, argv[a], &box, err) < 0)
+    if (lbx_cli_box_find(s, *k, &box, err) < 0)
       return 125;
     int r = signal_box(s, &box, sig);
     if (r == -ESRCH)
@@ -1098,7 +1133,9 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   "                             the store; always; never\n"                                        \
   "      --read-only            mount the box's root read-only\n"                                  \
   "      --rm                   remove the box when it ends\n"                                     \
-  "      --tls-verify=false     pull over plain HTTP or without TLS checks\n"                      \
+  "      --tls-verify=false     pull over plain HTTP or without TLS checks; =true\n"               \
+  "                             verifies even a registry registries.conf calls\n"                  \
+  "                             insecure\n"                                                        \
   "      --tmpfs DIR[:ro]       an empty tmpfs at DIR in the box\n"                                \
   "  -t, --tty                  give the box a terminal (a pty of its own)\n"                      \
   "  -u, --user USER[:GROUP]    run as USER (name from the box's /etc/passwd, or\n"                \
@@ -1142,21 +1179,23 @@ const lbx_cmd lbx_run_cmds[] = {
      "  -a, --attach        attach to the box's output; its exit code is ours\n"
      "  -i, --interactive   the caller's stdin goes to the box\n"},
     {"stop", stop_run, "Stop running boxes",
-     "Usage: lazybox stop [OPTIONS] BOX [BOX...]\n"
+     "Usage: lazybox stop [OPTIONS] BOX [BOX...] | --all\n"
      "\n"
      "Send SIGTERM to each box's first process, then SIGKILL when it has not\n"
-     "ended after the grace time; prints the names. A box that does not run is\n"
-     "not an error. (A first process without a SIGTERM handler ignores it, as\n"
-     "pid 1 does: it is killed after the grace time.)\n"
+     "ended after the grace time; prints the names (IDs with --all). A box\n"
+     "that does not run is not an error. (A first process without a SIGTERM\n"
+     "handler ignores it, as pid 1 does: it is killed after the grace time.)\n"
      "\n"
      "Options:\n"
+     "  -a, --all            every running box\n"
      "  -t, --time SECONDS   grace time before SIGKILL (default 10)\n"},
     {"kill", kill_run, "Send a signal to running boxes",
-     "Usage: lazybox kill [OPTIONS] BOX [BOX...]\n"
+     "Usage: lazybox kill [OPTIONS] BOX [BOX...] | --all\n"
      "\n"
      "Send a signal to each box's first process; prints the IDs.\n"
      "\n"
      "Options:\n"
+     "  -a, --all             every running box\n"
      "  -s, --signal SIGNAL   name (TERM, SIGTERM) or number (default KILL)\n"},
     {"wait", wait_run, "Wait for boxes to end",
      "Usage: lazybox wait BOX [BOX...]\n"

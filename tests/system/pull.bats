@@ -344,6 +344,12 @@ names_of() {
 	printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REG" >"$CONTAINERS_REGISTRIES_CONF"
 	pull_ok -q "$REG/lbx/fixture:gzip"
 	assert_tree "$REG/lbx/fixture:gzip" "$LBX_FIXTURE_DUMP"
+	# so do create's and run's pulls, and their --tls-verify=true
+	run --separate-stderr lbx create --pull=always --tls-verify=true "$REG/lbx/fixture:gzip" true
+	assert_one_line_error "$REG/lbx/fixture:gzip" "TLS"
+	run --separate-stderr lbx create --pull=always --name viaconf "$REG/lbx/fixture:gzip" true
+	assert_success
+	lbx rm viaconf >/dev/null
 	lbx rmi -a >/dev/null
 	# login goes by the same table (this registry takes any credentials)
 	run --separate-stderr lbx login -u u -p p "$REG"

@@ -204,6 +204,42 @@ teardown() {
 	assert_success
 }
 
+@test "stop -a, kill -a and rm -a act on every (running) box; with a name they are an error" {
+	lbx create --name c1 bb true >/dev/null
+	lbx run -d --name r1 bb sleep 1000 >/dev/null
+	lbx run -d --name r2 bb sleep 1000 >/dev/null
+	run --separate-stderr lbx rm -a r1
+	assert_one_line_error "rm" "--all"
+	run --separate-stderr lbx stop
+	assert_one_line_error "stop" "name at least one box"
+	# kill -a: the running ones only (c1 would be "not running")
+	run --separate-stderr lbx kill -a -s KILL
+	assert_success
+	[ "${#lines[@]}" -eq 2 ] || fail "kill -a: $output"
+	for b in r1 r2; do
+		run lbx wait "$b"
+		[ "$output" = 137 ] || fail "wait $b after kill -a: $output"
+	done
+	lbx start r1 >/dev/null
+	run --separate-stderr lbx stop -a -t 0
+	assert_success
+	[ "$output" = "$(lbx inspect r1 | jq -r '.[0].Id')" ] || fail "stop -a: $output"
+	run lbx ps -q
+	[ -z "$output" ] || fail "running after stop -a: $output"
+	# rm -a refuses a running box unless -f
+	lbx start r2 >/dev/null
+	run --separate-stderr lbx rm -a
+	assert_one_line_error r2 "running"
+	run --separate-stderr lbx rm -af
+	assert_success
+	[ "${#lines[@]}" -eq 3 ] || fail "rm -af: $output"
+	run lbx ps -aq
+	[ -z "$output" ] || fail "boxes after rm -af: $output"
+	run --separate-stderr lbx rm -a
+	assert_success
+	[ -z "$output" ] || fail "rm -a with no box: $output"
+}
+
 @test "a killed supervisor takes its box along; ps says exited; the box starts again" {
 	lbx run -d --name victim bb sleep 1000 >/dev/null
 	pid="$(lbx ps --format json | jq -r '.[0].Pid')"
