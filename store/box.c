@@ -183,7 +183,14 @@ lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err)
   }
   if (ns <= 0)
     ns = lbx_now_ns();
+  /* The xattr goes only once the row that replaces it is on disk: with
+   * synchronous=NORMAL a power cut could undo the commit after the removal
+   * reached the disk, and the box's code would be lost. */
+  if (n > 0)
+    lbx_store_sync_commits(s, true);
   int r = lbx_store_box_set_exited(s, row->id, code, ns, err);
+  if (n > 0)
+    lbx_store_sync_commits(s, false);
   if (r == 0 && n > 0)
     removexattr(dir, EXIT_XATTR);
   /* Shown as ended, with the end it kept, even when a full store cannot
@@ -192,6 +199,24 @@ lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err)
   row->exit_code = code;
   row->finished_ns = ns;
   return r;
+}
+
+int
+lbx_store_box_by_id(lbx_store *s, const char *id, lbx_box_row *out)
+{
+  LBX_LOCKED(s);
+  _cleanup_finalize_ sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db, "SELECT " BOX_COLS " FROM boxes WHERE id = ?1", -1, &st, NULL) !=
+      SQLITE_OK)
+    return -EIO;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE)
+    return 0;
+  if (rc != SQLITE_ROW)
+    return -lbx_sqlite_errno(rc);
+  fill_row(st, out);
+  return 1;
 }
 
 int
@@ -232,9 +257,17 @@ lbx_store_boxes(lbx_store *s, lbx_box_row **rows, size_t *n, lbx_err **err)
     return lbx_sql_error(s, err, "listing boxes");
   lbx_box_row *v = NULL;
   size_t k = 0;
-  while (sqlite3_step(st) == SQLITE_ROW) {
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     v = lbx_xrealloc(v, (k + 1) * sizeof *v);
     fill_row(st, &v[k++]);
+  }
+  if (rc != SQLITE_DONE) {
+    /* a partial list would make `rm -a` and `stop -a` skip boxes */
+    for (size_t i = 0; i < k; i++)
+      lbx_box_row_clear(&v[i]);
+    free(v);
+    return lbx_sql_error(s, err, "listing boxes");
   }
   *rows = v;
   *n = k;

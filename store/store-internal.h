@@ -65,7 +65,14 @@ struct lbx_store {
   /* Blob files renamed into place by transactions not yet committed, so
    * two layers indexed at once write a shared content once. */
   lbx_dset pending;
+  /* The WAL passed WAL_CHECKPOINT_FRAMES and a reader kept its checkpoint
+   * from truncating it: tried again when this connection closes. */
+  bool checkpoint_due;
 };
+
+/* synchronous=FULL (the next commits are on disk when they return) or back
+ * to NORMAL. */
+void lbx_store_sync_commits(lbx_store *s, bool full);
 
 sqlite3_stmt *lbx_stmt(lbx_store *s, enum lbx_stmt which);
 static inline void

@@ -312,19 +312,34 @@ migrate(lbx_store *s, lbx_err **err)
  * twenty creates or so (a create writes about six pages). */
 enum { WAL_CHECKPOINT_FRAMES = 128, BUSY_TIMEOUT_MS = 60000 };
 
+/* Without the busy handler: a checkpoint that would have to wait for
+ * another process's transaction (a pull's) does what it can now and is
+ * tried again later, instead of stalling this command. */
+static bool
+checkpoint_now(sqlite3 *db)
+{
+  sqlite3_busy_timeout(db, 0);
+  int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+  sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+  return rc == SQLITE_OK;
+}
+
 static int
 wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
-  (void)arg;
-  if (frames < WAL_CHECKPOINT_FRAMES)
-    return SQLITE_OK;
-  /* Without the busy handler: a checkpoint that would have to wait for
-   * another process's long transaction (a pull's) does what it can now and
-   * is tried again at a later commit, instead of stalling this command. */
-  sqlite3_busy_timeout(db, 0);
-  sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-  sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+  (void)name;
+  lbx_store *s = arg;
+  if (frames >= WAL_CHECKPOINT_FRAMES)
+    s->checkpoint_due = !checkpoint_now(db);
   return SQLITE_OK;
+}
+
+void
+lbx_store_sync_commits(lbx_store *s, bool full)
+{
+  LBX_LOCKED(s);
+  sqlite3_exec(s->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", NULL,
+               NULL, NULL);
 }
 
 int
@@ -387,7 +402,11 @@ lbx_store_open(const char *root, unsigned flags, lbx_store **out, lbx_err **err)
      * cut once checkpointed or written back; never a corrupt database.
      * Blob files are synced before the rows naming them commit, and gc
      * syncs its commit before it deletes files (gc.c). */
-    if (lbx_exec(s, "PRAGMA synchronous = NORMAL", err) < 0)
+    /* A backstop: a checkpoint that could copy every frame back but not
+     * truncate (a reader in the way) leaves the file at its largest size;
+     * the next writer's restart cuts it back to this. */
+    if (lbx_exec(s, "PRAGMA synchronous = NORMAL", err) < 0 ||
+        lbx_exec(s, "PRAGMA journal_size_limit = 4194304", err) < 0)
       return -1;
     /* No checkpoint when a connection closes. The last one out used to
      * checkpoint and truncate the WAL, and the next writer then synced a new
@@ -396,7 +415,7 @@ lbx_store_open(const char *root, unsigned flags, lbx_store **out, lbx_err **err)
      * passes WAL_CHECKPOINT_FRAMES instead (wal_hook), which bounds what a
      * new process reads back. */
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    sqlite3_wal_hook(s->db, wal_hook, NULL);
+    sqlite3_wal_hook(s->db, wal_hook, s);
   }
   if (lbx_exec(s, "PRAGMA foreign_keys = OFF", err) < 0 || migrate(s, err) < 0)
     return -1;
@@ -411,6 +430,12 @@ lbx_store_close(lbx_store *s)
     return;
   for (int i = 0; i < ST__COUNT; i++)
     sqlite3_finalize(s->stmts[i]);
+  /* Read-only commands never commit, so a checkpoint a reader kept from
+   * truncating a big WAL would otherwise wait for the next write of a
+   * WAL_CHECKPOINT_FRAMES commit, and every new process would read it all
+   * back meanwhile. */
+  if (s->db && s->checkpoint_due)
+    checkpoint_now(s->db);
   if (s->db)
     sqlite3_close(s->db);
   if (s->rootfd >= 0)

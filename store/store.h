@@ -255,6 +255,8 @@ int lbx_store_box_add(lbx_store *s, const char *id, const char *name, const char
                       const char *config, lbx_err **err);
 /* By name, full ID or unique ID prefix: 1 found, 0 absent, -EEXIST ambiguous. */
 int lbx_store_box_find(lbx_store *s, const char *key, lbx_box_row *out);
+/* By full ID only (a name never matches): 1 found, 0 absent, -errno. */
+int lbx_store_box_by_id(lbx_store *s, const char *id, lbx_box_row *out);
 int lbx_store_boxes(lbx_store *s, lbx_box_row **rows, size_t *n, lbx_err **err);
 /* The supervisor's records: the box's pid 1 runs; it ended with code. */
 int lbx_store_box_set_running(lbx_store *s, const char *id, int pid, uint64_t pid_start,
