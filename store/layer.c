@@ -55,6 +55,11 @@ struct lbx_layer_tx {
   size_t ninl, cinl;
   bool wrote_files;
   uint64_t logical;
+  /* The store's directory opened for this layer alone: syncfs reports a
+   * writeback error once per open file, so layers committing at once on
+   * one descriptor could take each other's errors and one of them would
+   * commit rows naming a file that never reached the disk. */
+  int syncfd;
   uint64_t unsynced; /* blob bytes placed since the last early sync began */
   pthread_t syncer;
   bool syncing;            /* syncer was started and not yet joined */
@@ -66,8 +71,14 @@ lbx_layer_tx_begin(lbx_store *s, lbx_layer_tx **out, lbx_err **err)
 {
   if (s->flags & LBX_STORE_RDONLY)
     return lbx_error(err, EROFS, "store %s is open read-only", s->root);
+  /* opened before any of the layer's files is written: its errors are
+   * all reported to this descriptor */
+  int fd = openat(s->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return lbx_error_errno(err, errno, "store %s", s->root);
   lbx_layer_tx *tx = lbx_xcalloc(1, sizeof *tx);
   tx->s = s;
+  tx->syncfd = fd;
   tx->spill_fd = -1;
   *out = tx;
   return 0;
@@ -96,6 +107,7 @@ lbx_layer_tx_free(lbx_layer_tx *tx)
   free(tx->recs);
   if (tx->spill_fd >= 0)
     close(tx->spill_fd);
+  close(tx->syncfd);
   free(tx);
 }
 
@@ -227,7 +239,7 @@ syncer_main(void *arg)
 {
   lbx_layer_tx *tx = arg;
   /* Its own descriptor: syncfs reports a writeback error once per open
-   * file, and the commit's syncfs on the store's must still see any. */
+   * file, and the commit's syncfs (tx->syncfd) must still see any. */
   int fd = open(tx->s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     (void)syncfs(fd);
@@ -573,7 +585,7 @@ lbx_layer_tx_commit(lbx_layer_tx *tx, const char *diff_id, uint64_t tar_size, co
    * below name is on disk. syncfs covers files other running loads placed
    * that this layer relies on, too. */
   join_syncer(tx);
-  if (tx->wrote_files && syncfs(s->rootfd) < 0)
+  if (tx->wrote_files && syncfs(tx->syncfd) < 0)
     return lbx_error_errno(err, errno, "store %s: syncing blob files", s->root);
 
   LBX_LOCKED(s);
