@@ -195,41 +195,58 @@ rm_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   lbx_mount_ent *m = NULL;
   size_t nm = 0;
   lbx_mounts_list(cli->root, &m, &nm);
+  /* --all goes on past a box it must leave (running, mounted), as Podman
+   * does, and names them all at the end */
+  _cleanup_free_ char *left = NULL;
   rc = 0;
   for (char **k = keys; *k && rc == 0; k++) {
-    lbx_box_row box = {0};
-    int r = lbx_store_box_find(s, *k, &box);
+    _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+    int r = o.all ? lbx_store_box_by_id(s, *k, &box) : lbx_store_box_find(s, *k, &box);
     if (r <= 0) {
-      /* -f: a box that is not there is no error, as in Podman */
-      if (r == 0 && force)
+      /* -f: a box that is not there is no error, as in Podman; --all: it
+       * went away since the list was made */
+      if (r == 0 && (force || o.all))
         continue;
       rc = lbx_cli_box_find(s, *k, &box, err) < 0 ? 125 : 0;
       break;
     }
+    _cleanup_free_ char *why = NULL;
     if (lbx_cli_box_running(s, &box)) {
       if (!force) {
-        lbx_error(err, EBUSY, "box %s is running: stop it first, or use rm -f", box.name);
-        lbx_box_row_clear(&box);
-        rc = 125;
-        break;
+        why = lbx_xstrdup("running");
+      } else {
+        lbx_signal_pid(box.pid, box.pid_start, SIGKILL);
+        lbx_cli_box_wait(s, box.id, -1);
       }
-      lbx_signal_pid(box.pid, box.pid_start, SIGKILL);
-      lbx_cli_box_wait(s, box.id, -1);
     }
     _cleanup_free_ char *src = lbx_xasprintf("box:%s", box.id);
-    for (size_t i = 0; i < nm && rc == 0; i++)
-      if (strcmp(m[i].image, src) == 0) {
-        lbx_error(err, EBUSY, "box %s is mounted at %s: run lazybox umount first", box.name,
-                  m[i].dir);
-        rc = 125;
-      }
-    if (rc == 0 && lbx_store_box_delete(s, box.id, err) < 0)
+    for (size_t i = 0; i < nm && !why; i++)
+      if (strcmp(m[i].image, src) == 0)
+        why = lbx_xasprintf("mounted at %s", m[i].dir);
+    if (why && o.all) {
+      char *more = lbx_xasprintf("%s%s%s (%s)", left ? left : "", left ? ", " : "", box.name, why);
+      free(left);
+      left = more;
+      continue;
+    }
+    if (why) {
+      lbx_error(err, EBUSY, "box %s is %s: %s", box.name, why,
+                strcmp(why, "running") == 0 ? "stop it first, or use rm -f"
+                                            : "run lazybox umount first");
       rc = 125;
-    if (rc == 0)
+    } else if (lbx_store_box_delete(s, box.id, err) < 0) {
+      rc = 125;
+    } else {
       printf("%s\n", box.id);
-    lbx_box_row_clear(&box);
+    }
   }
   lbx_mounts_free(m, nm);
+  if (rc == 0 && left) {
+    lbx_error(err, EBUSY,
+              "rm: boxes left: %s; stop them (or use rm -af) and unmount them (lazybox umount)",
+              left);
+    rc = 125;
+  }
   return rc;
 }
 

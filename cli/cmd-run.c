@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
@@ -881,24 +882,53 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
+  bool all = o.attach; /* -a */
   _cleanup_(lbx_strv_freep) char **keys =
-      lbx_cli_box_args(s, "stop", o.attach, true, argc, argv, first, err);
+      lbx_cli_box_args(s, "stop", all, true, argc, argv, first, err);
   if (!keys)
     return 125;
-  for (char **k = keys; *k; k++) {
-    _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (lbx_cli_box_find(s, *k, &box, err) < 0)
-      return 125;
-    /* pid 1 of a pid namespace ignores SIGTERM it has no handler for:
-     * then SIGKILL after the grace time, as Podman does */
-    if (signal_box(s, &box, SIGTERM) == 0 &&
-        lbx_cli_box_wait(s, box.id, (int)o.timeout * 1000) < 0) {
-      signal_box(s, &box, SIGKILL);
-      lbx_cli_box_wait(s, box.id, -1);
+  size_t n = 0;
+  while (keys[n])
+    n++;
+  lbx_box_row *boxes = lbx_xcalloc(n + 1, sizeof *boxes);
+  rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (all) {
+      /* 0: it went away since the list was made */
+      int r = lbx_store_box_by_id(s, keys[i], &boxes[i]);
+      if (r < 0)
+        rc = (lbx_error_errno(err, -r, "stop: box %s", keys[i]), 125);
+    } else if (lbx_cli_box_find(s, keys[i], &boxes[i], err) < 0) {
+      rc = 125;
     }
-    printf("%s\n", *k);
   }
-  return 0;
+  /* All at once, as Podman does: SIGTERM to each, then one grace time for
+   * all of them. pid 1 of a pid namespace ignores a SIGTERM it has no
+   * handler for: SIGKILL when the grace time is over. */
+  bool *sent = lbx_xcalloc(n + 1, sizeof *sent);
+  for (size_t i = 0; i < n && rc == 0; i++)
+    sent[i] = boxes[i].id[0] && signal_box(s, &boxes[i], SIGTERM) == 0;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (sent[i]) {
+      struct timespec t;
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      long spent = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+      long left = o.timeout * 1000 - spent;
+      if (lbx_cli_box_wait(s, boxes[i].id, left > 0 ? (int)left : 0) < 0) {
+        signal_box(s, &boxes[i], SIGKILL);
+        lbx_cli_box_wait(s, boxes[i].id, -1);
+      }
+    }
+    if (boxes[i].id[0])
+      printf("%s\n", keys[i]);
+  }
+  for (size_t i = 0; i < n; i++)
+    lbx_box_row_clear(&boxes[i]);
+  free(boxes);
+  free(sent);
+  return rc;
 }
 
 static int
@@ -917,15 +947,25 @@ kill_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
+  bool all = o.attach; /* -a */
   _cleanup_(lbx_strv_freep) char **keys =
-      lbx_cli_box_args(s, "kill", o.attach, true, argc, argv, first, err);
+      lbx_cli_box_args(s, "kill", all, true, argc, argv, first, err);
   if (!keys)
     return 125;
   for (char **k = keys; *k; k++) {
     _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (lbx_cli_box_find(s, *k, &box, err) < 0)
+    if (all) {
+      int r = lbx_store_box_by_id(s, *k, &box);
+      if (r < 0)
+        return lbx_error_errno(err, -r, "kill: box %s", *k), 125;
+      if (r == 0)
+        continue; /* it went away since the list was made */
+    } else if (lbx_cli_box_find(s, *k, &box, err) < 0) {
       return 125;
+    }
     int r = signal_box(s, &box, sig);
+    if (r == -ESRCH && all)
+      continue; /* it ended since the list was made */
     if (r == -ESRCH)
       return lbx_error(err, ESRCH, "box %s is not running", box.name), 125;
     if (r < 0)
