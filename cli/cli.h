@@ -72,5 +72,11 @@ char *lbx_human_size(uint64_t bytes); /* "4.26 MB", like Podman */
 char *lbx_human_ago(int64_t ns);      /* "2 months ago" */
 char *lbx_rfc3339(int64_t ns);
 bool lbx_format_is_json(const char *format, lbx_err **err);
+/* --format TEMPLATE (anything but json and table): Go template text, as
+ * Podman takes (template.h); lbx_format_print renders it over each value of
+ * the JSON array values, one line each, with a header for "table ...". */
+struct json_t;
+bool lbx_format_is_template(const char *format);
+int lbx_format_print(const char *format, struct json_t *values, lbx_err **err);
 
 #endif

@@ -87,7 +87,8 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return rc;
   if (first < argc)
     return lbx_error(err, EINVAL, "ps: unexpected argument \"%s\"", argv[first]), 125;
-  bool json = lbx_format_is_json(o.format, err);
+  bool tmpl = lbx_format_is_template(o.format);
+  bool json = !tmpl && lbx_format_is_json(o.format, err);
   if (*err)
     return 125;
   lbx_store *s = lbx_cli_store(cli, err);
@@ -98,7 +99,7 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (lbx_store_boxes(s, &rows, &n, err) < 0)
     return 125;
   _cleanup_json_ json_t *arr = json_array();
-  if (!json && !o.quiet)
+  if (!json && !tmpl && !o.quiet)
     printf("%-12s  %-30s  %-20s  %-16s  %-20s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
            "STATUS", "NAMES");
   for (size_t i = 0; i < n; i++) {
@@ -112,7 +113,35 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
                                                                 : "exited";
     _cleanup_free_ char *img = image_name(s, rows[i].image);
     _cleanup_free_ char *cmd = command_of(rows[i].config);
-    if (json) {
+    _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
+    _cleanup_free_ char *status = NULL;
+    if (running) {
+      _cleanup_free_ char *up = lbx_human_ago(rows[i].started_ns);
+      /* "5 minutes ago" -> "Up 5 minutes" */
+      char *sp = strstr(up, " ago");
+      if (sp)
+        *sp = '\0';
+      status = lbx_xasprintf("Up %s", up);
+    } else if (strcmp(state, "exited") == 0) {
+      _cleanup_free_ char *when = lbx_human_ago(rows[i].finished_ns);
+      status = lbx_xasprintf("Exited (%d) %s", rows[i].exit_code, when);
+    } else {
+      status = lbx_xstrdup("Created");
+    }
+    if (tmpl) {
+      /* the fields of Podman's `ps --format` templates */
+      _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
+      bool exited = strcmp(state, "exited") == 0;
+      json_t *b = json_pack(
+          "{s:s%, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b, s:I, s:I, s:o}", "ID",
+          rows[i].id, (size_t)(o.no_trunc ? 64 : 12), "Image", img, "ImageID", rows[i].image,
+          "Command", cmd, "CreatedAt", created, "CreatedHuman", ago, "Status", status, "State",
+          state, "Names", rows[i].name, "Pid", running ? rows[i].pid : 0, "ExitCode",
+          exited ? rows[i].exit_code : 0, "Exited", exited, "StartedAt",
+          (json_int_t)(rows[i].started_ns / 1000000000), "ExitedAt",
+          (json_int_t)(exited ? rows[i].finished_ns / 1000000000 : 0), "Labels", json_object());
+      json_array_append_new(arr, b);
+    } else if (json) {
       _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
       json_t *b =
           json_pack("{s:s, s:[s], s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "Id", rows[i].id, "Names",
@@ -127,21 +156,6 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     } else if (o.quiet) {
       printf(o.no_trunc ? "%s\n" : "%.12s\n", rows[i].id);
     } else {
-      _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
-      _cleanup_free_ char *status = NULL;
-      if (running) {
-        _cleanup_free_ char *up = lbx_human_ago(rows[i].started_ns);
-        /* "5 minutes ago" -> "Up 5 minutes" */
-        char *sp = strstr(up, " ago");
-        if (sp)
-          *sp = '\0';
-        status = lbx_xasprintf("Up %s", up);
-      } else if (strcmp(state, "exited") == 0) {
-        _cleanup_free_ char *when = lbx_human_ago(rows[i].finished_ns);
-        status = lbx_xasprintf("Exited (%d) %s", rows[i].exit_code, when);
-      } else {
-        status = lbx_xstrdup("Created");
-      }
       printf("%-12.12s  %-30s  %-20.20s  %-16s  %-20s  %s\n", rows[i].id, img, cmd, ago, status,
              rows[i].name);
     }
@@ -153,6 +167,8 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   for (size_t i = 0; i < n; i++)
     lbx_box_row_clear(&rows[i]);
   free(rows);
+  if (tmpl && lbx_format_print(o.format, arr, err) < 0)
+    return 125;
   return 0;
 }
 
@@ -393,7 +409,16 @@ const lbx_cmd lbx_box_cmds[] = {
      "  -a, --all            every box\n"
      "  -q, --quiet          box IDs only\n"
      "      --no-trunc       full IDs\n"
-     "      --format FORMAT  table (default) or json\n"},
+     "      --format FORMAT  table (default), json, or a Go template, one line\n"
+     "                       per box: {{.ID}} {{.Names}} {{.Image}} {{.ImageID}}\n"
+     "                       {{.Command}} {{.CreatedAt}} {{.CreatedHuman}}\n"
+     "                       {{.Status}} {{.State}} {{.Pid}} {{.ExitCode}}\n"
+     "                       {{.Exited}} {{.StartedAt}} {{.ExitedAt}} {{.Labels}}\n"
+     "                       (\"table \" first: a header and aligned columns)\n"
+     "\n"
+     "Templates take fields ({{.A.B}}), json, index, len, join, upper, lower,\n"
+     "split, pipelines, if/else, range, with; \\t and \\n are a tab and a\n"
+     "newline.\n"},
     {"rm", rm_run, "Remove boxes",
      "Usage: lazybox rm [OPTIONS] BOX [BOX...] | --all\n"
      "\n"

@@ -193,7 +193,8 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   int first = lbx_parse_opts(&lbx_image_cmds[2], argc, argv, "aq", opts, images_opt, &o, &rc, err);
   if (first < 0)
     return rc;
-  bool json = lbx_format_is_json(o.format, err);
+  bool tmpl = lbx_format_is_template(o.format);
+  bool json = !tmpl && lbx_format_is_json(o.format, err);
   if (*err)
     return 125;
   lbx_store *s = lbx_cli_store(cli, err);
@@ -212,7 +213,43 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   size_t n;
   if (lbx_store_images(s, &rows, &n, err) < 0)
     return 125;
-  if (json) {
+  if (tmpl) {
+    /* the fields of Podman's `images --format` templates: one value per
+     * name, as the table has one line per name */
+    _cleanup_json_ json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+      if (*filter_id && strcmp(rows[i].id, filter_id) != 0)
+        continue;
+      _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
+      _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
+      _cleanup_free_ char *size = lbx_human_size(rows[i].size);
+      _cleanup_free_ char *id =
+          o.no_trunc ? lbx_xasprintf("sha256:%s", rows[i].id) : lbx_xstrndup(rows[i].id, 12);
+      json_t *names = json_array();
+      for (char **p = rows[i].names; *p; p++)
+        json_array_append_new(names, json_string(*p));
+      json_int_t users = (json_int_t)lbx_store_image_users(s, rows[i].id, NULL);
+      for (size_t k = 0; k == 0 || rows[i].names[k]; k++) {
+        _cleanup_free_ char *repo = NULL, *tag = NULL;
+        if (rows[i].names[k])
+          split_name(rows[i].names[k], &repo, &tag);
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:O, s:o}",
+                                             "ID", id, "Repository", repo ? repo : "<none>", "Tag",
+                                             tag ? tag : "<none>", "CreatedAt", created,
+                                             "CreatedSince", ago, "Created",
+                                             (json_int_t)(rows[i].created_ns / 1000000000), "Size",
+                                             size, "Containers", users, "Names", names, "Labels",
+                                             image_labels(s, rows[i].id)));
+        if (!rows[i].names[k])
+          break;
+      }
+      json_decref(names);
+    }
+    if (lbx_format_print(o.format, arr, err) < 0) {
+      lbx_image_rows_free(rows, n);
+      return 125;
+    }
+  } else if (json) {
     _cleanup_json_ json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
       if (*filter_id && strcmp(rows[i].id, filter_id) != 0)
@@ -325,9 +362,6 @@ inspect_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       lbx_parse_opts(&lbx_image_cmds[3], argc, argv, "f:t:", opts, inspect_opt, &o, &rc, err);
   if (first < 0)
     return rc;
-  if (o.format && strcmp(o.format, "json") != 0)
-    return lbx_error(err, EINVAL, "inspect: --format \"%s\": only json is supported", o.format),
-           125;
   const char *type = o.type ? o.type : "all";
   if (strcmp(type, "container") == 0)
     type = "box";
@@ -368,6 +402,19 @@ inspect_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       *err = e;
       rc = 125;
     }
+  }
+  /* --format TEMPLATE: one line per image or box, as `podman inspect -f` */
+  if (lbx_format_is_template(o.format)) {
+    lbx_err *terr = NULL;
+    if (json_array_size(arr) > 0 && lbx_format_print(o.format, arr, &terr) < 0) {
+      if (*err) {
+        fprintf(stderr, "Error: %s\n", (*err)->msg);
+        lbx_error_free(*err);
+      }
+      *err = terr;
+      return 125;
+    }
+    return rc;
   }
   /* nothing at all found: only the error, as the failure it is */
   if (json_array_size(arr) > 0 || rc == 0) {
@@ -628,7 +675,15 @@ const lbx_cmd lbx_image_cmds[] = {
      "  -a, --all            show all images (lazybox keeps no intermediate ones)\n"
      "  -q, --quiet          print image IDs only\n"
      "      --no-trunc       print full image IDs\n"
-     "      --format FORMAT  table (default) or json\n"},
+     "      --format FORMAT  table (default), json, or a Go template, one line\n"
+     "                       per name: {{.ID}} {{.Repository}} {{.Tag}}\n"
+     "                       {{.CreatedAt}} {{.CreatedSince}} {{.Created}}\n"
+     "                       {{.Size}} {{.Containers}} {{.Names}} {{.Labels}}\n"
+     "                       (\"table \" first: a header and aligned columns)\n"
+     "\n"
+     "Templates take fields ({{.A.B}}), json, index, len, join, upper, lower,\n"
+     "split, pipelines, if/else, range, with; \\t and \\n are a tab and a\n"
+     "newline.\n"},
     {"inspect", inspect_run, "Show an image's or a box's configuration as JSON",
      "Usage: lazybox inspect [OPTIONS] NAME [NAME...]\n"
      "\n"
@@ -641,8 +696,14 @@ const lbx_cmd lbx_image_cmds[] = {
      "(AutoRemove, ReadonlyRootfs, NetworkMode, NoNewPrivileges), LogPath.\n"
      "\n"
      "Options:\n"
-     "  -f, --format json   the output format (json only)\n"
-     "  -t, --type TYPE     image, box (or container), or all (default)\n"},
+     "  -f, --format FORMAT  json (default), or a Go template applied to each\n"
+     "                       object: -f '{{.State.Pid}}', '{{json .Config.Env}}',\n"
+     "                       '{{range .Mounts}}{{.Source}} {{end}}'\n"
+     "  -t, --type TYPE      image, box (or container), or all (default)\n"
+     "\n"
+     "Templates take fields ({{.A.B}}), json, index, len, join, upper, lower,\n"
+     "split, pipelines, if/else, range, with; \\t and \\n are a tab and a\n"
+     "newline; a field an object lacks prints <no value>.\n"},
     {"tag", tag_run, "Add names to an image",
      "Usage: lazybox tag IMAGE NAME [NAME...]\n"
      "\n"

@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "template.h"
 
 #include <string.h>
 #include <time.h>
@@ -74,4 +75,46 @@ lbx_format_is_json(const char *format, lbx_err **err)
     return true;
   lbx_error(err, EINVAL, "--format \"%s\": supported formats are json and table", format);
   return false;
+}
+
+bool
+lbx_format_is_template(const char *format)
+{
+  return format && strcmp(format, "json") != 0 && strcmp(format, "table") != 0;
+}
+
+int
+lbx_format_print(const char *format, json_t *values, lbx_err **err)
+{
+  _cleanup_(lbx_template_freep) lbx_template *t = NULL;
+  if (lbx_template_parse(format, &t, err) < 0)
+    return -1;
+  /* every value rendered before anything is printed: an error leaves no
+   * half output */
+  size_t n = json_array_size(values), k = 0;
+  char **lines = lbx_xcalloc(n + 2, sizeof *lines);
+  bool table = lbx_template_is_table(t);
+  if (table)
+    lines[k++] = lbx_template_header(t);
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    char *line = lbx_template_render(t, json_array_get(values, i), err);
+    if (!line) {
+      rc = -1;
+      break;
+    }
+    /* one line per value, as Podman ends each with a newline */
+    size_t len = strlen(line);
+    if (len && line[len - 1] == '\n')
+      line[len - 1] = '\0';
+    lines[k++] = line;
+  }
+  if (rc == 0 && table) {
+    lbx_table_print(lines);
+  } else if (rc == 0) {
+    for (size_t i = 0; i < k; i++)
+      printf("%s\n", lines[i]);
+  }
+  lbx_strv_free(lines);
+  return rc;
 }

@@ -244,6 +244,37 @@ teardown() {
 	[ -z "$output" ] || fail "rm -a with no box: $output"
 }
 
+@test "--format templates, as Podman's: inspect -f, ps --format, images --format, table headers" {
+	lbx create --name c1 bb true >/dev/null
+	lbx run -d --name r1 bb sleep 1000 >/dev/null
+	pid="$(lbx inspect --format json r1 | jq -r '.[0].State.Pid')"
+	run --separate-stderr lbx inspect -f '{{.State.Pid}} {{.Name}} {{.State.Status}}' r1 c1
+	assert_success
+	[ "${lines[0]}" = "$pid r1 running" ] || fail "inspect -f r1: ${lines[0]}"
+	[ "${lines[1]}" = "0 c1 created" ] || fail "inspect -f c1: ${lines[1]}"
+	run --separate-stderr lbx inspect -f '{{json .Config.Cmd}}|{{range .Config.Env}}{{.}};{{end}}|{{.NoSuchField}}' c1
+	assert_success
+	[ "$output" = '["true"]|PATH=/bin;FROM_IMAGE=yes;|<no value>' ] || fail "inspect -f json/range: $output"
+	run --separate-stderr lbx ps -a --format '{{.Names}}:{{.State}}:{{len .ID}}'
+	assert_success
+	[ "$output" = "$(printf 'r1:running:12\nc1:created:12')" ] || fail "ps --format: $output"
+	run --separate-stderr lbx ps --format 'table {{.Names}}\t{{.Status}}'
+	assert_success
+	[[ "${lines[0]}" =~ ^NAMES\ +STATUS$ ]] || fail "table header: ${lines[0]}"
+	[[ "${lines[1]}" =~ ^r1\ +Up\  ]] || fail "table row: ${lines[1]}"
+	[ "${#lines[@]}" -eq 2 ] || fail "ps without -a lists r1 only: $output"
+	run --separate-stderr lbx images --format '{{.Repository}}:{{.Tag}} {{.Containers}}'
+	assert_success
+	[ "$output" = "localhost/bb:latest 2" ] || fail "images --format: $output"
+	# a bad template: one line naming it and the reason, nothing printed
+	run --separate-stderr lbx ps -a --format '{{.Names'
+	assert_one_line_error '{{.Names' "not closed"
+	[ -z "$output" ] || fail "output with a bad template: $output"
+	run --separate-stderr lbx inspect -f '{{.State.Pid.X}}' r1
+	assert_one_line_error "can't evaluate field X"
+	lbx rm -af >/dev/null
+}
+
 @test "a killed supervisor takes its box along; ps says exited; the box starts again" {
 	lbx run -d --name victim bb sleep 1000 >/dev/null
 	pid="$(lbx ps --format json | jq -r '.[0].Pid')"
