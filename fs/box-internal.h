@@ -10,7 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
+#include "fuse-api.h"
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <string.h>

@@ -1132,6 +1132,8 @@ static const struct fuse_lowlevel_ops box_ops = {
 int
 lbx_boxfs_mount(const lbx_boxfs_opts *o, lbx_boxfs **out, lbx_err **err)
 {
+  if (lbx_fuse_load(err) < 0)
+    return -1;
   lbx_boxfs *b = lbx_xcalloc(1, sizeof *b);
   b->upperfd = b->workfd = -1;
   pthread_mutex_init(&b->mu, NULL);

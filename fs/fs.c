@@ -13,7 +13,7 @@
 #include "../store/store.h"
 
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
+#include "fuse-api.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -508,6 +508,8 @@ static const struct fuse_lowlevel_ops ops = {
 int
 lbx_fs_mount(const lbx_fs_opts *o, lbx_fs **out, lbx_err **err)
 {
+  if (lbx_fuse_load(err) < 0)
+    return -1;
   lbx_fs *fs = lbx_xcalloc(1, sizeof *fs);
   if (lbx_store_open(o->store_root, LBX_STORE_RDONLY, &fs->store, err) < 0 ||
       lbx_chain_open(fs->store, o->chain_id, &fs->chain, err) < 0) {
