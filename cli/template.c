@@ -102,6 +102,7 @@ struct parser {
   const char *orig;
   lbx_err **err;
   bool trim_next; /* the last action ended with -}} */
+  int depth;      /* of {{if}}, {{range}}, {{with}}: bounded, the parser recurses */
 };
 
 static int perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -341,12 +342,15 @@ parse_list(struct parser *p, struct list *l, const char **stop)
       continue;
     struct list body = {0}, alt = {0};
     const char *why;
+    if (++p->depth > 100)
+      return perr(p, "{{if}}, {{range}} and {{with}} nest more than 100 deep");
     int r = parse_list(p, &body, &why);
     if (r == 0 && why && strcmp(why, "else") == 0) {
       r = parse_list(p, &alt, &why);
       if (r == 0 && why && strcmp(why, "else") == 0)
         r = perr(p, "a second {{else}}");
     }
+    p->depth--;
     l->v[l->n - 1].body = body;
     l->v[l->n - 1].alt = alt;
     if (r < 0)

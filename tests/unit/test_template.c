@@ -103,6 +103,32 @@ main(void)
     lbx_template_free(t);
   }
 
+  /* nesting is bounded (the parser recurses): 100 deep parses, 101 not */
+  for (int depth = 100; depth <= 101; depth++) {
+    char *src = lbx_xstrdup("");
+    for (int k = 0; k < depth; k++) {
+      char *more = lbx_xasprintf("%s{{if .Id}}", src);
+      free(src);
+      src = more;
+    }
+    for (int k = 0; k < depth; k++) {
+      char *more = lbx_xasprintf("%s{{end}}", src);
+      free(src);
+      src = more;
+    }
+    lbx_template *nt = NULL;
+    lbx_err *nerr = NULL;
+    int r = lbx_template_parse(src, &nt, &nerr);
+    if (depth == 100)
+      tap_ok(r == 0, "{{if}} nested 100 deep parses");
+    else
+      tap_ok(r < 0 && nerr && strstr(nerr->msg, "more than 100 deep"),
+             "{{if}} nested 101 deep is refused");
+    lbx_template_free(nt);
+    lbx_error_free(nerr);
+    free(src);
+  }
+
   /* tables: the header is each field's last name in capitals */
   lbx_template *t = NULL;
   lbx_err *err = NULL;
