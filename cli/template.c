@@ -405,6 +405,8 @@ lbx_template_is_table(const lbx_template *t)
 
 /* ---- evaluating ---- */
 
+/* Strings are made with the _nocheck calls: a template's bytes need not be
+ * UTF-8, and jansson refuses what is not. */
 struct val {
   json_t *j;    /* owned; NULL with missing */
   bool missing; /* a field the object does not have: "<no value>" */
@@ -483,6 +485,10 @@ static void
 format(struct out *o, json_t *j)
 {
   char num[64];
+  if (!j) {
+    puts_(o, "<nil>");
+    return;
+  }
   switch (json_typeof(j)) {
   case JSON_STRING:
     put(o, json_string_value(j), json_string_length(j));
@@ -586,7 +592,7 @@ eval_arg(struct ctx *c, const struct arg *a, json_t *dot, struct val *out)
   out->missing = false;
   switch (a->kind) {
   case ARG_STRING:
-    out->j = json_string(a->str);
+    out->j = json_string_nocheck(a->str);
     return 0;
   case ARG_INT:
     out->j = json_integer(a->num);
@@ -644,7 +650,7 @@ call(struct ctx *c, const char *f, struct val *args, size_t n, struct val *out)
     char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!args[0].j)
       json_decref(j);
-    out->j = json_string(text ? text : "null");
+    out->j = json_string_nocheck(text ? text : "null");
     free(text);
     return 0;
   }
@@ -701,7 +707,7 @@ call(struct ctx *c, const char *f, struct val *args, size_t n, struct val *out)
         puts_(&o, json_string_value(sep));
       format(&o, json_array_get(list, i));
     }
-    out->j = json_string(o.buf ? o.buf : "");
+    out->j = json_string_nocheck(o.buf ? o.buf : "");
     free(o.buf);
     return 0;
   }
@@ -711,7 +717,7 @@ call(struct ctx *c, const char *f, struct val *args, size_t n, struct val *out)
     _cleanup_free_ char *s = args[0].j ? format_str(args[0].j) : lbx_xstrdup("<no value>");
     for (char *p = s; *p; p++)
       *p = (char)(f[0] == 'u' ? toupper((unsigned char)*p) : tolower((unsigned char)*p));
-    out->j = json_string(s);
+    out->j = json_string_nocheck(s);
     return 0;
   }
   /* split STRING SEP */
@@ -723,7 +729,8 @@ call(struct ctx *c, const char *f, struct val *args, size_t n, struct val *out)
   json_t *arr = json_array();
   for (;;) {
     const char *hit = strstr(s, sep);
-    json_array_append_new(arr, hit ? json_stringn(s, (size_t)(hit - s)) : json_string(s));
+    json_array_append_new(arr, hit ? json_stringn_nocheck(s, (size_t)(hit - s))
+                                   : json_string_nocheck(s));
     if (!hit)
       break;
     s = hit + sl;

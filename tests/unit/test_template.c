@@ -53,6 +53,9 @@ static const struct row rows[] = {
     {"{{/* a comment */}}x", "x", NULL},
     {"{{.Id}}\\t{{.State.Pid}}\\n", "abc\t42\n", NULL},
     {"{{\"lit\"}} {{7}}", "lit 7", NULL},
+    /* a literal's bytes need not be UTF-8 (jansson's checked strings
+     * refused them, and the NULL crashed the printer: found by fuzzing) */
+    {"{{\"\xe1\\M\"}}|{{upper \"\xe1\"}}", "\xe1M|\xe1", NULL},
     {"{{`raw \"q\"`}}", "raw \"q\"", NULL},
     {"{{.}}", NULL, NULL}, /* checked below: the whole map */
     /* errors: the reason is in the one-line message */
