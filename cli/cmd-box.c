@@ -7,6 +7,7 @@
 #include "ref.h"
 
 #include <dirent.h>
+#include <regex.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -19,9 +20,26 @@
 
 /* ---- ps ---- */
 
+/* ps --filter KEY=VALUE, as Podman's: values of one key are alternatives,
+ * different keys must all match. */
+enum filter_key { F_ID, F_NAME, F_STATUS, F_EXITED, F_ANCESTOR, F_BEFORE, F_SINCE, F__COUNT };
+static const char *const filter_keys[] = {"id",       "name",   "status", "exited",
+                                          "ancestor", "before", "since"};
+
+struct ps_filter {
+  enum filter_key key;
+  const char *value;
+  regex_t re;                 /* name */
+  long code;                  /* exited */
+  int64_t created_ns;         /* before, since: the named box's */
+  char image[LBX_DIGEST_HEX]; /* ancestor */
+};
+
 struct ps_opts {
   bool all, quiet, no_trunc;
   const char *format;
+  const char **filters; /* as given */
+  size_t nfilters;
 };
 
 static int
@@ -34,9 +52,131 @@ ps_opt(void *ctx, int opt, char *arg)
     o->quiet = true;
   else if (opt == 'N')
     o->no_trunc = true;
-  else if (opt == 'f')
+  else if (opt == 'M')
     o->format = arg;
+  else if (opt == 'f') {
+    o->filters = lbx_xrealloc(o->filters, (o->nfilters + 1) * sizeof *o->filters);
+    o->filters[o->nfilters++] = arg;
+  }
   return 0;
+}
+
+static void
+filters_free(struct ps_filter *f, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (f[i].key == F_NAME)
+      regfree(&f[i].re);
+  free(f);
+}
+
+/* Checks and prepares the filters: NULL with *err naming the bad one. */
+static struct ps_filter *
+filters_parse(lbx_store *s, const struct ps_opts *o, lbx_err **err)
+{
+  struct ps_filter *f = lbx_xcalloc(o->nfilters + 1, sizeof *f);
+  for (size_t i = 0; i < o->nfilters; i++) {
+    const char *eq = strchr(o->filters[i], '=');
+    size_t klen = eq ? (size_t)(eq - o->filters[i]) : 0;
+    size_t k = 0;
+    while (k < F__COUNT && !(eq && strlen(filter_keys[k]) == klen &&
+                             strncmp(filter_keys[k], o->filters[i], klen) == 0))
+      k++;
+    if (k == F__COUNT) {
+      lbx_error(err, EINVAL,
+                "ps: --filter \"%s\": use KEY=VALUE with KEY one of id, name, status, exited, "
+                "ancestor, before, since",
+                o->filters[i]);
+      filters_free(f, i);
+      return NULL;
+    }
+    f[i].key = (enum filter_key)k;
+    f[i].value = eq + 1;
+    const char *bad = NULL;
+    lbx_box_row box = {0};
+    char *end;
+    switch (f[i].key) {
+    case F_NAME:
+      if (regcomp(&f[i].re, f[i].value, REG_EXTENDED | REG_NOSUB) != 0) {
+        f[i].key = F_ID; /* nothing to regfree */
+        bad = "not a regular expression";
+      }
+      break;
+    case F_STATUS:
+      if (strcmp(f[i].value, "created") != 0 && strcmp(f[i].value, "running") != 0 &&
+          strcmp(f[i].value, "exited") != 0 && strcmp(f[i].value, "paused") != 0 &&
+          strcmp(f[i].value, "unknown") != 0)
+        bad = "status is created, running, exited, paused or unknown";
+      break;
+    case F_EXITED:
+      errno = 0;
+      f[i].code = strtol(f[i].value, &end, 10);
+      if (!*f[i].value || *end || errno)
+        bad = "not an exit code";
+      break;
+    case F_ANCESTOR: {
+      lbx_err *e = NULL;
+      if (lbx_image_resolve(s, f[i].value, f[i].image, &e) < 0)
+        snprintf(f[i].image, sizeof f[i].image, "-"); /* an unknown image matches no box */
+      lbx_error_free(e);
+      break;
+    }
+    case F_BEFORE:
+    case F_SINCE:
+      if (lbx_store_box_find(s, f[i].value, &box) != 1)
+        bad = "no such box";
+      f[i].created_ns = box.created_ns;
+      lbx_box_row_clear(&box);
+      break;
+    default:
+      break;
+    }
+    if (bad) {
+      lbx_error(err, EINVAL, "ps: --filter \"%s\": %s", o->filters[i], bad);
+      filters_free(f, i + 1);
+      return NULL;
+    }
+  }
+  return f;
+}
+
+static bool
+filter_one(const struct ps_filter *f, const lbx_box_row *b, const char *state)
+{
+  switch (f->key) {
+  case F_ID:
+    return strncmp(b->id, f->value, strlen(f->value)) == 0;
+  case F_NAME:
+    return regexec(&f->re, b->name, 0, NULL, 0) == 0;
+  case F_STATUS:
+    return strcmp(state, f->value) == 0;
+  case F_EXITED:
+    return strcmp(state, "exited") == 0 && b->exit_code == f->code;
+  case F_ANCESTOR:
+    return strcmp(b->image, f->image) == 0;
+  case F_BEFORE:
+    return b->created_ns < f->created_ns;
+  case F_SINCE:
+    return b->created_ns > f->created_ns;
+  default:
+    return false;
+  }
+}
+
+static bool
+filters_match(const struct ps_filter *f, size_t n, const lbx_box_row *b, const char *state)
+{
+  for (size_t k = 0; k < F__COUNT; k++) {
+    bool any = false, hit = false;
+    for (size_t i = 0; i < n && !hit; i++)
+      if (f[i].key == k) {
+        any = true;
+        hit = filter_one(&f[i], b, state);
+      }
+    if (any && !hit)
+      return false;
+  }
+  return true;
 }
 
 static char *
@@ -75,14 +215,14 @@ command_of(const char *config)
 static int
 ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
-  static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
-                                       {"quiet", no_argument, NULL, 'q'},
-                                       {"no-trunc", no_argument, NULL, 'N'},
-                                       {"format", required_argument, NULL, 'f'},
-                                       {0}};
+  static const struct option opts[] = {
+      {"all", no_argument, NULL, 'a'},          {"quiet", no_argument, NULL, 'q'},
+      {"no-trunc", no_argument, NULL, 'N'},     {"format", required_argument, NULL, 'M'},
+      {"filter", required_argument, NULL, 'f'}, {0}};
   struct ps_opts o = {0};
   int rc;
-  int first = lbx_parse_opts(&lbx_box_cmds[0], argc, argv, "aq", opts, ps_opt, &o, &rc, err);
+  int first = lbx_parse_opts(&lbx_box_cmds[0], argc, argv, "aqf:", opts, ps_opt, &o, &rc, err);
+  _cleanup_free_ const char **given = o.filters;
   if (first < 0)
     return rc;
   if (first < argc)
@@ -94,10 +234,19 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
+  struct ps_filter *filters = filters_parse(s, &o, err);
+  if (!filters)
+    return 125;
+  /* a status or exit code asked for looks at every box, as in Podman */
+  for (size_t i = 0; i < o.nfilters; i++)
+    if (filters[i].key == F_STATUS || filters[i].key == F_EXITED)
+      o.all = true;
   lbx_box_row *rows;
   size_t n;
-  if (lbx_store_boxes(s, &rows, &n, err) < 0)
+  if (lbx_store_boxes(s, &rows, &n, err) < 0) {
+    filters_free(filters, o.nfilters);
     return 125;
+  }
   _cleanup_json_ json_t *arr = json_array();
   if (!json && !tmpl && !o.quiet)
     printf("%-12s  %-30s  %-20s  %-16s  %-20s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
@@ -111,6 +260,8 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     const char *state = running                                 ? "running"
                         : strcmp(rows[i].state, "created") == 0 ? "created"
                                                                 : "exited";
+    if (!filters_match(filters, o.nfilters, &rows[i], state))
+      continue;
     _cleanup_free_ char *img = image_name(s, rows[i].image);
     _cleanup_free_ char *cmd = command_of(rows[i].config);
     _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
@@ -167,6 +318,7 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   for (size_t i = 0; i < n; i++)
     lbx_box_row_clear(&rows[i]);
   free(rows);
+  filters_free(filters, o.nfilters);
   if (tmpl && lbx_format_print(o.format, arr, err) < 0)
     return 125;
   return 0;
@@ -407,6 +559,13 @@ const lbx_cmd lbx_box_cmds[] = {
      "\n"
      "Options:\n"
      "  -a, --all            every box\n"
+     "  -f, --filter KEY=VALUE  only the boxes that match: id (a prefix), name\n"
+     "                       (an extended regular expression), status (created,\n"
+     "                       running, exited), exited (an exit code), ancestor\n"
+     "                       (an image), before or since (a box: made before or\n"
+     "                       after it); a key given twice matches either value,\n"
+     "                       different keys must all match; status and exited\n"
+     "                       look at every box, as -a does\n"
      "  -q, --quiet          box IDs only\n"
      "      --no-trunc       full IDs\n"
      "      --format FORMAT  table (default), json, or a Go template, one line\n"

@@ -275,6 +275,31 @@ teardown() {
 	lbx rm -af >/dev/null
 }
 
+@test "ps --filter: id, name (a regex), status, exited, ancestor, before, since; same key or, keys and" {
+	lbx create --name web1 bb true >/dev/null
+	run lbx run --name web2 bb sh -c 'exit 3'
+	[ "$status" -eq 3 ] || fail "web2: $status"
+	lbx run -d --name db bb sleep 1000 >/dev/null
+	names() { lbx ps "$@" --format '{{.Names}}' | sort | tr '\n' ' '; }
+	[ "$(names -f status=exited)" = "web2 " ] || fail "status=exited (no -a needed): $(names -f status=exited)"
+	[ "$(names -a -f name=^web)" = "web1 web2 " ] || fail "name=^web: $(names -a -f name=^web)"
+	[ "$(names -a -f name=web -f exited=3)" = "web2 " ] || fail "name and exited"
+	[ "$(names -f status=running -f status=created)" = "db web1 " ] || fail "status or status"
+	[ "$(names -a -f since=web1)" = "db web2 " ] || fail "since=web1: $(names -a -f since=web1)"
+	[ "$(names -a -f before=web2)" = "web1 " ] || fail "before=web2: $(names -a -f before=web2)"
+	id="$(lbx inspect -f '{{.Id}}' db)"
+	[ "$(names -a -f "id=${id:0:5}")" = "db " ] || fail "id prefix"
+	[ "$(names -a -f ancestor=bb)" = "db web1 web2 " ] || fail "ancestor=bb: $(names -a -f ancestor=bb)"
+	[ -z "$(names -a -f ancestor=no/such:image)" ] || fail "ancestor of an unknown image"
+	run --separate-stderr lbx ps -f color=blue
+	assert_one_line_error "color=blue" "KEY one of"
+	run --separate-stderr lbx ps -f 'name=('
+	assert_one_line_error "name=(" "regular expression"
+	run --separate-stderr lbx ps -f before=nobox
+	assert_one_line_error "before=nobox" "no such box"
+	lbx rm -af >/dev/null
+}
+
 @test "a killed supervisor takes its box along; ps says exited; the box starts again" {
 	lbx run -d --name victim bb sleep 1000 >/dev/null
 	pid="$(lbx ps --format json | jq -r '.[0].Pid')"
