@@ -74,9 +74,11 @@ char *lbx_rfc3339(int64_t ns);
 bool lbx_format_is_json(const char *format, lbx_err **err);
 /* --format TEMPLATE (anything but json and table): Go template text, as
  * Podman takes (template.h); lbx_format_print renders it over each value of
- * the JSON array values, one line each, with a header for "table ...". */
+ * the JSON array values, one line each, with a header for "table ..."
+ * (renames: pairs of field and header name, as lbx_template_header). */
 struct json_t;
 bool lbx_format_is_template(const char *format);
-int lbx_format_print(const char *format, struct json_t *values, lbx_err **err);
+int lbx_format_print(const char *format, struct json_t *values, const char *const *renames,
+                     lbx_err **err);
 
 #endif

@@ -291,6 +291,21 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
           exited ? rows[i].exit_code : 0, "Exited", exited, "StartedAt",
           (json_int_t)(rows[i].started_ns / 1000000000), "ExitedAt",
           (json_int_t)(exited ? rows[i].finished_ns / 1000000000 : 0), "Labels", json_object());
+      /* the rest of Podman's fields, as they read for a box outside a pod
+       * with the host's network */
+      _cleanup_free_ char *running_for = lbx_xstrdup(ago);
+      char *sp = strstr(running_for, " ago");
+      if (sp)
+        *sp = '\0';
+      json_object_set_new(b, "ImageID", json_stringn(rows[i].image, o.no_trunc ? 64 : 12));
+      json_object_set_new(b, "Created", json_integer(rows[i].created_ns / 1000000000));
+      json_object_set_new(b, "RunningFor", json_string(running_for));
+      json_object_set_new(b, "Ports", json_string(""));
+      json_object_set_new(b, "Mounts", json_array());
+      json_object_set_new(b, "Networks", json_array());
+      json_object_set_new(b, "Pod", json_string(""));
+      json_object_set_new(b, "PodName", json_string(""));
+      json_object_set_new(b, "Restarts", json_integer(0));
       json_array_append_new(arr, b);
     } else if (json) {
       _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
@@ -319,7 +334,9 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     lbx_box_row_clear(&rows[i]);
   free(rows);
   filters_free(filters, o.nfilters);
-  if (tmpl && lbx_format_print(o.format, arr, err) < 0)
+  static const char *const headers[] = {
+      "ID", "CONTAINER ID", "CreatedHuman", "CREATED", "RunningFor", "RUNNING FOR", NULL};
+  if (tmpl && lbx_format_print(o.format, arr, headers, err) < 0)
     return 125;
   return 0;
 }
@@ -573,6 +590,7 @@ const lbx_cmd lbx_box_cmds[] = {
      "                       {{.Command}} {{.CreatedAt}} {{.CreatedHuman}}\n"
      "                       {{.Status}} {{.State}} {{.Pid}} {{.ExitCode}}\n"
      "                       {{.Exited}} {{.StartedAt}} {{.ExitedAt}} {{.Labels}}\n"
+     "                       {{.Created}} {{.RunningFor}}\n"
      "                       (\"table \" first: a header and aligned columns)\n"
      "\n"
      "Templates take fields ({{.A.B}}), json, index, len, join, upper, lower,\n"

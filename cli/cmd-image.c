@@ -233,19 +233,27 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
         _cleanup_free_ char *repo = NULL, *tag = NULL;
         if (rows[i].names[k])
           split_name(rows[i].names[k], &repo, &tag);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:O, s:o}",
-                                             "ID", id, "Repository", repo ? repo : "<none>", "Tag",
-                                             tag ? tag : "<none>", "CreatedAt", created,
-                                             "CreatedSince", ago, "Created",
-                                             (json_int_t)(rows[i].created_ns / 1000000000), "Size",
-                                             size, "Containers", users, "Names", names, "Labels",
-                                             image_labels(s, rows[i].id)));
+        json_t *labels = image_labels(s, rows[i].id);
+        if (json_is_null(labels)) {
+          json_decref(labels);
+          labels = json_object(); /* Podman's map[] */
+        }
+        json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O, s:o}", "ID", id,
+                              "Repository", repo ? repo : "<none>", "Tag", tag ? tag : "<none>",
+                              "CreatedAt", created, "CreatedSince", ago, "Created", ago, "Size",
+                              size, "Containers", users, "Names", names, "Labels", labels);
+        json_object_set_new(v, "Id", json_string(rows[i].id));
+        json_object_set_new(v, "VirtualSize", json_string(size));
+        json_object_set_new(v, "Dangling", json_boolean(!rows[i].names[0]));
+        json_object_set_new(v, "ReadOnly", json_false());
+        json_array_append_new(arr, v);
         if (!rows[i].names[k])
           break;
       }
       json_decref(names);
     }
-    if (lbx_format_print(o.format, arr, err) < 0) {
+    static const char *const headers[] = {"ID", "IMAGE ID", NULL};
+    if (lbx_format_print(o.format, arr, headers, err) < 0) {
       lbx_image_rows_free(rows, n);
       return 125;
     }
@@ -406,7 +414,7 @@ inspect_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   /* --format TEMPLATE: one line per image or box, as `podman inspect -f` */
   if (lbx_format_is_template(o.format)) {
     lbx_err *terr = NULL;
-    if (json_array_size(arr) > 0 && lbx_format_print(o.format, arr, &terr) < 0) {
+    if (json_array_size(arr) > 0 && lbx_format_print(o.format, arr, NULL, &terr) < 0) {
       if (*err) {
         fprintf(stderr, "Error: %s\n", (*err)->msg);
         lbx_error_free(*err);
@@ -679,6 +687,7 @@ const lbx_cmd lbx_image_cmds[] = {
      "                       per name: {{.ID}} {{.Repository}} {{.Tag}}\n"
      "                       {{.CreatedAt}} {{.CreatedSince}} {{.Created}}\n"
      "                       {{.Size}} {{.Containers}} {{.Names}} {{.Labels}}\n"
+     "                       {{.Id}} {{.Dangling}}\n"
      "                       (\"table \" first: a header and aligned columns)\n"
      "\n"
      "Templates take fields ({{.A.B}}), json, index, len, join, upper, lower,\n"

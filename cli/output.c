@@ -84,30 +84,44 @@ lbx_format_is_template(const char *format)
 }
 
 int
-lbx_format_print(const char *format, json_t *values, lbx_err **err)
+lbx_format_print(const char *format, json_t *values, const char *const *renames, lbx_err **err)
 {
   _cleanup_(lbx_template_freep) lbx_template *t = NULL;
   if (lbx_template_parse(format, &t, err) < 0)
     return -1;
   /* every value rendered before anything is printed: an error leaves no
    * half output */
-  size_t n = json_array_size(values), k = 0;
-  char **lines = lbx_xcalloc(n + 2, sizeof *lines);
+  size_t n = json_array_size(values), k = 0, cap = n + 2;
+  char **lines = lbx_xcalloc(cap, sizeof *lines);
   bool table = lbx_template_is_table(t);
-  if (table)
-    lines[k++] = lbx_template_header(t);
+  char *header = table ? lbx_template_header(t, renames) : NULL;
   int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    char *line = lbx_template_render(t, json_array_get(values, i), err);
-    if (!line) {
+  for (size_t i = 0; i <= n && rc == 0; i++) {
+    char *text = i == 0 ? header : lbx_template_render(t, json_array_get(values, i - 1), err);
+    if (i == 0 && !text)
+      continue; /* no table */
+    if (!text) {
       rc = -1;
       break;
     }
-    /* one line per value, as Podman ends each with a newline */
-    size_t len = strlen(line);
-    if (len && line[len - 1] == '\n')
-      line[len - 1] = '\0';
-    lines[k++] = line;
+    /* one line per value, as Podman ends each with a newline; a table
+     * aligns lines, so a value's own newlines start lines of it */
+    size_t len = strlen(text);
+    if (len && text[len - 1] == '\n')
+      text[len - 1] = '\0';
+    char *line = text;
+    for (char *nl; table && (nl = strchr(line, '\n')); line = nl + 1) {
+      if (k + 2 > cap)
+        lines = lbx_xrealloc(lines, (cap *= 2) * sizeof *lines);
+      lines[k++] = lbx_xstrndup(line, (size_t)(nl - line));
+      lines[k] = NULL;
+    }
+    if (k + 2 > cap)
+      lines = lbx_xrealloc(lines, (cap *= 2) * sizeof *lines);
+    lines[k++] = line == text ? text : lbx_xstrdup(line);
+    lines[k] = NULL;
+    if (line != text)
+      free(text);
   }
   if (rc == 0 && table) {
     lbx_table_print(lines);

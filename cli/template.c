@@ -182,10 +182,13 @@ parse_arg(struct parser *p, const char *s, size_t *i, size_t end, struct arg *a)
       (c == '-' && *i + 1 < end && isdigit((unsigned char)s[*i + 1]))) {
     char *e;
     a->kind = ARG_INT;
+    errno = 0;
     a->num = strtoll(s + *i, &e, 10);
     *i = (size_t)(e - s);
-    return 0;
+    return errno == ERANGE ? perr(p, "a number is out of range") : 0;
   }
+  if (c == '$' && *i + 1 < end && is_ident(s[*i + 1]))
+    return perr(p, "variables ($name) are not supported; $ alone is the whole value");
   if (c == '.' || c == '$') {
     a->kind = c == '$' ? ARG_ROOT : ARG_FIELD;
     if (c == '$')
@@ -290,8 +293,24 @@ parse_list(struct parser *p, struct list *l, const char **stop)
       p->pos = len;
       break;
     }
-    /* the action's end: the first "}}" outside a string */
     size_t b = te + 2 + (trim_before ? 2 : 0), e = b;
+    /* a comment ends at its own "*" "/", whatever it holds */
+    if (strncmp(s + b, "/*", 2) == 0) {
+      const char *close = strstr(s + b + 2, "*/");
+      size_t c = close ? (size_t)(close - s) + 2 : len;
+      if (c + 2 <= len && strncmp(s + c, "}}", 2) == 0) {
+        p->pos = c + 2;
+        continue;
+      }
+      if (c + 4 <= len && strncmp(s + c, " -}}", 4) == 0) {
+        p->pos = c + 4;
+        p->trim_next = true;
+        continue;
+      }
+      return perr(p, "a comment is not closed by \"*"
+                     "/}}\"");
+    }
+    /* the action's end: the first "}}" outside a string */
     while (e < len && strncmp(s + e, "}}", 2) != 0) {
       if (s[e] == '"' || s[e] == '`') {
         char *lit = read_string(s, &e, len);
@@ -313,8 +332,6 @@ parse_list(struct parser *p, struct list *l, const char **stop)
     skip_space(s, &b, ae);
     while (ae > b && isspace((unsigned char)s[ae - 1]))
       ae--;
-    if (ae - b >= 4 && strncmp(s + b, "/*", 2) == 0 && strncmp(s + ae - 2, "*/", 2) == 0)
-      continue; /* a comment */
     size_t after;
     if (keyword(s, b, ae, "end", &after) && after == ae) {
       *stop = "end";
@@ -377,10 +394,18 @@ lbx_template_parse(const char *src, lbx_template **out, lbx_err **err)
   size_t n = strlen(s);
   _cleanup_free_ char *text = lbx_xmalloc(n + 1);
   size_t k = 0;
+  int depth = 0; /* inside {{ }}: "table"'s spaces stay spaces there */
   for (size_t i = 0; i < n; i++) {
+    if (s[i] == '{' && s[i + 1] == '{')
+      depth++;
+    else if (s[i] == '}' && s[i + 1] == '}' && depth > 0)
+      depth--;
     if (s[i] == '\\' && (s[i + 1] == 't' || s[i + 1] == 'n')) {
       text[k++] = s[i + 1] == 't' ? '\t' : '\n';
       i++;
+    } else if (t->table && depth == 0 && s[i] == ' ') {
+      /* Podman: "table {{.ID}} {{.Names}}" has columns, as with \t */
+      text[k++] = '\t';
     } else {
       text[k++] = s[i];
     }
@@ -498,7 +523,12 @@ format(struct out *o, json_t *j)
     puts_(o, num);
     break;
   case JSON_REAL:
-    snprintf(num, sizeof num, "%g", json_real_value(j));
+    /* the shortest digits that read back the same, as Go's %v */
+    for (int prec = 1; prec <= 17; prec++) {
+      snprintf(num, sizeof num, "%.*g", prec, json_real_value(j));
+      if (strtod(num, NULL) == json_real_value(j))
+        break;
+    }
     puts_(o, num);
     break;
   case JSON_TRUE:
@@ -613,7 +643,11 @@ eval_arg(struct ctx *c, const struct arg *a, json_t *dot, struct val *out)
       }
       return eerr(c, "can't evaluate field %s in a %s", a->path[i], type_name(j));
     }
-    j = json_object_get(j, a->path[i]);
+    json_t *next = json_object_get(j, a->path[i]);
+    /* Podman's Go field is ID where its JSON says Id: both work there */
+    if (!next && strcmp(a->path[i], "ID") == 0)
+      next = json_object_get(j, "Id");
+    j = next;
     if (!j) {
       out->j = NULL;
       out->missing = true;
@@ -674,16 +708,18 @@ call(struct ctx *c, const char *f, struct val *args, size_t n, struct val *out)
                     k ? type_name(k) : "missing value");
       }
     }
-    if (j)
-      out->j = json_incref(j);
-    else
-      out->missing = true;
+    /* a key a map lacks: the zero value of Podman's map[string]string */
+    out->j = j ? json_incref(j) : json_string_nocheck("");
     return 0;
   }
   if (strcmp(f, "len") == 0) {
-    if (n != 1 || !args[0].j)
+    if (n != 1)
       return eerr(c, "len takes one value");
     json_t *j = args[0].j;
+    if (!j || json_is_null(j)) {
+      out->j = json_integer(0); /* a nil slice or map */
+      return 0;
+    }
     size_t len = json_is_string(j)   ? json_string_length(j)
                  : json_is_array(j)  ? json_array_size(j)
                  : json_is_object(j) ? json_object_size(j)
@@ -864,7 +900,7 @@ header_name(struct out *o, const char *field)
 }
 
 char *
-lbx_template_header(const lbx_template *t)
+lbx_template_header(const lbx_template *t, const char *const *renames)
 {
   struct out o = {0};
   for (size_t i = 0; i < t->root.n; i++) {
@@ -881,7 +917,13 @@ lbx_template_header(const lbx_template *t)
     for (size_t k = 0; k < cmd->nargs; k++)
       if (cmd->args[k].npath)
         name = cmd->args[k].path[cmd->args[k].npath - 1];
-    if (name)
+    const char *renamed = NULL;
+    for (const char *const *r = renames; name && r && *r; r += 2)
+      if (strcmp(*r, name) == 0)
+        renamed = r[1];
+    if (renamed)
+      puts_(&o, renamed);
+    else if (name)
       header_name(&o, name);
     else if (cmd->args[0].kind == ARG_FUNC)
       header_name(&o, cmd->args[0].str);

@@ -65,7 +65,11 @@ load(void)
       SYM(set_signal_handlers, "FUSE_3.0"),
 #undef SYM
   };
-  struct lbx_fuse_api api;
+  /* every field of the table has its row above */
+  _Static_assert(sizeof syms / sizeof syms[0] ==
+                     sizeof(struct lbx_fuse_api) / sizeof(void (*)(void)),
+                 "fuse-api: syms[] and struct lbx_fuse_api differ");
+  struct lbx_fuse_api api = {0};
   for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
     void *f = dlvsym(dl, syms[i].name, syms[i].version);
     if (!f) {

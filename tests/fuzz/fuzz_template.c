@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *out = lbx_template_render(t, dot, &err);
     FUZZ_CHECK(out ? !err : (err && !strchr(err->msg, '\n')));
     free(out);
-    free(lbx_template_header(t));
+    free(lbx_template_header(t, NULL));
   }
   lbx_error_free(err);
   lbx_template_free(t);

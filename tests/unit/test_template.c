@@ -8,7 +8,7 @@ static const char *const doc =
     "{\"Id\":\"abc\",\"Names\":[\"web\",\"db\"],\"State\":{\"Status\":\"running\",\"Pid\":42,"
     "\"Running\":true,\"ExitCode\":0},\"Config\":{\"Env\":[\"A=1\",\"B=2\"],"
     "\"Labels\":{\"z\":\"last\",\"a\":\"first\"},\"Tty\":false},\"Mounts\":[],"
-    "\"Size\":1.5,\"Nothing\":null}";
+    "\"Size\":1.5,\"Pi\":3.14159265,\"Nothing\":null}";
 
 struct row {
   const char *tmpl, *want; /* want NULL: an error whose message has why */
@@ -33,7 +33,12 @@ static const struct row rows[] = {
      NULL},
     {"{{index .Config.Labels \"z\"}}", "last", NULL},
     {"{{index .Names 1}}", "db", NULL},
-    {"{{index .Config.Labels \"nope\"}}", "<no value>", NULL},
+    /* a key a map lacks: "", the zero value of Podman's string maps */
+    {"{{index .Config.Labels \"nope\"}}", "", NULL},
+    {"{{len .Nothing}} {{len .Missing}}", "0 0", NULL},
+    {"{{.ID}}", "abc", NULL}, /* Podman's Go field is ID where the JSON says Id */
+    {"{{.Pi}}", "3.14159265", NULL},
+    {"{{/* don't \"quote }} */}}y", "y", NULL},
     {"{{len .Names}} {{len .Id}} {{len .Config.Labels}}", "2 3 2", NULL},
     {"{{join .Names \",\"}}", "web,db", NULL},
     {"{{.Names | join \", \"}}", "web, db", NULL},
@@ -72,6 +77,9 @@ static const struct row rows[] = {
     {"{{.Id .Names}}", NULL, "only a function takes arguments"},
     {"{{\"x}}", NULL, "not closed"},
     {"{{json}}", NULL, "json takes one argument"},
+    {"{{range $k, $v := .Config.Labels}}{{$k}}{{end}}", NULL, "variables"},
+    {"{{99999999999999999999}}", NULL, "out of range"},
+    {"{{/* never closed }}", NULL, "comment is not closed"},
     {"{{. }}{{.Id | .Names}}", NULL, "only a function can follow"},
 };
 
@@ -139,9 +147,23 @@ main(void)
                             &t, &err) == 0,
          "a table template parses");
   tap_ok(t && lbx_template_is_table(t), "\"table\" is seen");
-  char *h = t ? lbx_template_header(t) : NULL;
+  char *h = t ? lbx_template_header(t, NULL) : NULL;
   tap_is_str(h, "ID\tSTATUS\tNAMES\tCREATED AT", "the header names the fields");
   free(h);
+  static const char *const renames[] = {"Id", "CONTAINER ID", NULL};
+  h = t ? lbx_template_header(t, renames) : NULL;
+  tap_is_str(h, "CONTAINER ID\tSTATUS\tNAMES\tCREATED AT", "a header can be renamed");
+  free(h);
+  lbx_template_free(t);
+  /* "table": spaces between actions separate columns too, as in Podman */
+  t = NULL;
+  tap_ok(lbx_template_parse("table {{.Id}} {{join .Names \" \"}}", &t, &err) == 0, "table with spaces");
+  h = t ? lbx_template_header(t, NULL) : NULL;
+  tap_is_str(h, "ID\tNAMES", "its header has a tab where the template had a space");
+  free(h);
+  char *row = t ? lbx_template_render(t, dot, &err) : NULL;
+  tap_is_str(row, "abc\tweb db", "and so has each row; an action's own spaces stay");
+  free(row);
   lbx_template_free(t);
   tap_ok(lbx_template_parse("{{.Id}}", &t, &err) == 0 && !lbx_template_is_table(t),
          "without \"table\", no header");
