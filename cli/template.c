@@ -105,16 +105,26 @@ struct parser {
   int depth;      /* of {{if}}, {{range}}, {{with}}: bounded, the parser recurses */
 };
 
+/* The one message of a template's errors, parsing's or evaluating's. */
+static int verr(lbx_err **err, const char *src, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static int
+verr(lbx_err **err, const char *src, const char *fmt, va_list ap)
+{
+  char msg[300];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  return lbx_error(err, EINVAL, "format \"%s\": %s", src, msg);
+}
+
 static int perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int
 perr(struct parser *p, const char *fmt, ...)
 {
-  char msg[300];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  int r = verr(p->err, p->orig, fmt, ap);
   va_end(ap);
-  return lbx_error(p->err, EINVAL, "format \"%s\": %s", p->orig, msg);
+  return r;
 }
 
 static struct node *
@@ -608,12 +618,11 @@ static int eerr(struct ctx *c, const char *fmt, ...) __attribute__((format(print
 static int
 eerr(struct ctx *c, const char *fmt, ...)
 {
-  char msg[300];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  int r = verr(c->err, c->t->src, fmt, ap);
   va_end(ap);
-  return lbx_error(c->err, EINVAL, "format \"%s\": %s", c->t->src, msg);
+  return r;
 }
 
 static int
