@@ -77,8 +77,9 @@ load_json(const char *path, json_t **out, lbx_err **err)
   return 1;
 }
 
-/* "https://index.docker.io/v1/" -> "index.docker.io/v1": a key as a
- * registry[/repository] prefix. */
+/* "https://index.docker.io/v1/" -> "index.docker.io": a key as a
+ * registry[/repository] prefix (scheme, trailing slashes and Docker's
+ * legacy /v1 or /v2 dropped). */
 static char *
 normalize_key(const char *key)
 {
