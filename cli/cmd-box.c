@@ -512,10 +512,12 @@ by_path(const void *a, const void *b)
 static int
 diff_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
-  static const struct option opts[] = {{"format", required_argument, NULL, 'f'}, {0}};
+  /* 'M': ps_opt's code for --format ('f' is ps's --filter) */
+  static const struct option opts[] = {{"format", required_argument, NULL, 'M'}, {0}};
   struct ps_opts o = {0};
   int rc;
   int first = lbx_parse_opts(&lbx_box_cmds[2], argc, argv, "", opts, ps_opt, &o, &rc, err);
+  _cleanup_free_ const char **given = o.filters; /* none: diff takes no --filter */
   if (first < 0)
     return rc;
   if (argc - first != 1)
