@@ -157,7 +157,8 @@ main(void)
   lbx_template_free(t);
   /* "table": spaces between actions separate columns too, as in Podman */
   t = NULL;
-  tap_ok(lbx_template_parse("table {{.Id}} {{join .Names \" \"}}", &t, &err) == 0, "table with spaces");
+  tap_ok(lbx_template_parse("table {{.Id}} {{join .Names \" \"}}", &t, &err) == 0,
+         "table with spaces");
   h = t ? lbx_template_header(t, NULL) : NULL;
   tap_is_str(h, "ID\tNAMES", "its header has a tab where the template had a space");
   free(h);
