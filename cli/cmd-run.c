@@ -63,6 +63,17 @@ lbx_cli_box_args(lbx_store *s, const char *cmd, bool all, bool running_only, int
   return v;
 }
 
+/* One key of lbx_cli_box_args' list: 1 found; 0 gone since an --all list
+ * was made (IDs only then, looked up exactly); -1 with *err. */
+static int
+box_arg(lbx_store *s, const char *cmd, const char *key, bool all, lbx_box_row *box, lbx_err **err)
+{
+  if (!all)
+    return lbx_cli_box_find(s, key, box, err) < 0 ? -1 : 1;
+  int r = lbx_store_box_by_id(s, key, box);
+  return r < 0 ? lbx_error_errno(err, -r, "%s: box %s", cmd, key) : r;
+}
+
 /* The supervisor holds the box log's lock for its whole life. */
 bool
 lbx_cli_box_running(lbx_store *s, lbx_box_row *box)
@@ -892,16 +903,9 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     n++;
   lbx_box_row *boxes = lbx_xcalloc(n + 1, sizeof *boxes);
   rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    if (all) {
-      /* 0: it went away since the list was made */
-      int r = lbx_store_box_by_id(s, keys[i], &boxes[i]);
-      if (r < 0)
-        rc = (lbx_error_errno(err, -r, "stop: box %s", keys[i]), 125);
-    } else if (lbx_cli_box_find(s, keys[i], &boxes[i], err) < 0) {
+  for (size_t i = 0; i < n && rc == 0; i++)
+    if (box_arg(s, "stop", keys[i], all, &boxes[i], err) < 0)
       rc = 125;
-    }
-  }
   /* All at once, as Podman does: SIGTERM to each, then one grace time for
    * all of them. pid 1 of a pid namespace ignores a SIGTERM it has no
    * handler for: SIGKILL when the grace time is over. */
@@ -954,16 +958,12 @@ kill_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   for (char **k = keys; *k; k++) {
     _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (all) {
-      int r = lbx_store_box_by_id(s, *k, &box);
-      if (r < 0)
-        return lbx_error_errno(err, -r, "kill: box %s", *k), 125;
-      if (r == 0)
-        continue; /* it went away since the list was made */
-    } else if (lbx_cli_box_find(s, *k, &box, err) < 0) {
+    int r = box_arg(s, "kill", *k, all, &box, err);
+    if (r < 0)
       return 125;
-    }
-    int r = signal_box(s, &box, sig);
+    if (r == 0)
+      continue;
+    r = signal_box(s, &box, sig);
     if (r == -ESRCH && all)
       continue; /* it ended since the list was made */
     if (r == -ESRCH)
