@@ -560,10 +560,29 @@ make_plan(lbx_store *s, const lbx_box_row *box, struct plan *p, lbx_err **err)
 }
 
 struct sup_ctx {
-  const char *root, *id;
-  bool auto_remove;
+  const char *root, *id, *name;
+  const struct plan *plan; /* what exec takes from the box (publish_exec) */
+  bool auto_remove, no_new_privs;
   lbx_store *kept; /* the connection that recorded the end, reused by --rm */
 };
+
+/* What exec_run needs to join the box without opening the store; its keys
+ * are read by exec_published. */
+static void
+publish_exec(const struct sup_ctx *c, pid_t pid, uint64_t pid_start)
+{
+  json_t *env = json_array();
+  for (size_t i = 0; c->plan->env && c->plan->env[i]; i++)
+    json_array_append_new(env, json_string(c->plan->env[i]));
+  _cleanup_json_ json_t *o =
+      json_pack("{s:s, s:s, s:i, s:I, s:o, s:s?, s:s?, s:b}", "Id", c->id, "Name", c->name, "Pid",
+                (int)pid, "PidStart", (json_int_t)pid_start, "Env", env, "WorkingDir",
+                c->plan->workdir, "User", c->plan->user, "NoNewPrivileges", c->no_new_privs);
+  _cleanup_free_ char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  /* without it, exec asks the store */
+  if (text)
+    lbx_box_publish(c->root, c->id, c->name, text);
+}
 
 static void
 sup_started(void *ctx, pid_t pid, uint64_t pid_start)
@@ -573,6 +592,7 @@ sup_started(void *ctx, pid_t pid, uint64_t pid_start)
   if (lbx_store_open(c->root, 0, &s, NULL) == 0)
     lbx_store_box_set_running(s, c->id, pid, pid_start, lbx_now_ns(), NULL);
   lbx_store_close(s);
+  publish_exec(c, pid, pid_start);
 }
 
 static void
@@ -581,6 +601,7 @@ sup_exited(void *ctx, int code)
   struct sup_ctx *c = ctx;
   lbx_store *s = NULL;
   int64_t now = lbx_now_ns();
+  lbx_box_unpublish(c->root, c->id, c->name);
   if (lbx_store_open(c->root, 0, &s, NULL) < 0 ||
       lbx_store_box_set_exited(s, c->id, code, now, NULL) < 0)
     /* a full disk: the store cannot take the end, the box's directory
@@ -656,8 +677,14 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
       .nmounts = nm,
       .debug = debug,
   };
-  struct sup_ctx sc = {cli->root, box->id, json_is_true(json_object_get(p.box, "AutoRemove")),
-                       NULL};
+  struct sup_ctx sc = {
+      .root = cli->root,
+      .id = box->id,
+      .name = box->name,
+      .plan = &p,
+      .auto_remove = json_is_true(json_object_get(p.box, "AutoRemove")),
+      .no_new_privs = l.no_new_privs,
+  };
   lbx_launch_cbs cbs = {&sc, sup_started, sup_exited};
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0)
@@ -1095,6 +1122,30 @@ exec_opt(void *ctx, int opt, char *arg)
   return 0;
 }
 
+/* What the supervisor of the running box named key published
+ * (publish_exec), if it is whole and its pid is still the box's pid 1; else
+ * NULL, and exec looks the box up in the store. Keys that are IDs always
+ * go to the store: only names are published. */
+static json_t *
+exec_published(const char *root, const char *key)
+{
+  _cleanup_free_ char *id = NULL;
+  _cleanup_free_ char *text = lbx_box_published(root, key, &id);
+  if (!text)
+    return NULL;
+  json_t *o = json_loads(text, 0, NULL);
+  json_t *pid = json_object_get(o, "Pid"), *start = json_object_get(o, "PidStart");
+  if (!json_is_integer(pid) || !json_is_integer(start) || json_integer_value(pid) <= 0 ||
+      !json_is_array(json_object_get(o, "Env")) ||
+      strcmp(json_string_value(json_object_get(o, "Id")) ?: "", id) != 0 ||
+      strcmp(json_string_value(json_object_get(o, "Name")) ?: "", key) != 0 ||
+      lbx_pid_start((int)json_integer_value(pid)) != (uint64_t)json_integer_value(start)) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
 static int
 exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
@@ -1114,30 +1165,44 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   if (o.workdir && *o.workdir != '/')
     return lbx_error(err, EINVAL, "exec: --workdir \"%s\" must be an absolute path", o.workdir),
            125;
-  lbx_store *s = lbx_cli_store(cli, err);
-  if (!s)
-    return 125;
-  _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-  if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
-    return 125;
-  if (!lbx_cli_box_running(s, &box) || lbx_pid_start(box.pid) != box.pid_start)
-    return lbx_error(err, ESRCH, "box %s is not running", box.name), 125;
-  _cleanup_(plan_clear) struct plan p;
-  if (make_plan(s, &box, &p, err) < 0)
-    return 125;
-  _cleanup_(lbx_strv_freep) char **envv =
-      merge_env(json_object_get(p.image, "Env"), json_object_get(p.box, "Env"), env);
   lbx_exec x = {
-      .pid = box.pid,
-      .pid_start = box.pid_start,
       .argv = argv + first + 1,
-      .env = envv,
-      .workdir = o.workdir ? o.workdir : p.workdir,
-      .user = o.user ? o.user : p.user,
       .tty = o.tty,
       .interactive = o.interactive,
-      .no_new_privs = json_is_true(json_object_get(p.box, "NoNewPrivileges")),
   };
+  _cleanup_json_ json_t *pub = exec_published(cli->root, argv[first]);
+  _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+  _cleanup_(plan_clear) struct plan p = {0};
+  _cleanup_(lbx_strv_freep) char **envv = NULL;
+  if (pub) {
+    x.pid = (int)json_integer_value(json_object_get(pub, "Pid"));
+    x.pid_start = (uint64_t)json_integer_value(json_object_get(pub, "PidStart"));
+    envv = merge_env(json_object_get(pub, "Env"), NULL, env);
+    x.workdir = json_string_value(json_object_get(pub, "WorkingDir"));
+    x.user = json_string_value(json_object_get(pub, "User"));
+    x.no_new_privs = json_is_true(json_object_get(pub, "NoNewPrivileges"));
+  } else {
+    lbx_store *s = lbx_cli_store(cli, err);
+    if (!s)
+      return 125;
+    if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
+      return 125;
+    if (!lbx_cli_box_running(s, &box) || lbx_pid_start(box.pid) != box.pid_start)
+      return lbx_error(err, ESRCH, "box %s is not running", box.name), 125;
+    if (make_plan(s, &box, &p, err) < 0)
+      return 125;
+    envv = merge_env(json_object_get(p.image, "Env"), json_object_get(p.box, "Env"), env);
+    x.pid = box.pid;
+    x.pid_start = box.pid_start;
+    x.workdir = p.workdir;
+    x.user = p.user;
+    x.no_new_privs = json_is_true(json_object_get(p.box, "NoNewPrivileges"));
+  }
+  x.env = envv;
+  if (o.workdir)
+    x.workdir = o.workdir;
+  if (o.user)
+    x.user = o.user;
   fflush(NULL);
   /* no host file of ours may be open when we join the box */
   lbx_store_close(cli->store);

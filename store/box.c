@@ -183,6 +183,7 @@ lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err)
   }
   if (ns <= 0)
     ns = lbx_now_ns();
+  lbx_box_unpublish(s->root, row->id, row->name);
   /* The xattr goes only once the row that replaces it is on disk: with
    * synchronous=NORMAL a power cut could undo the commit after the removal
    * reached the disk, and the box's code would be lost. */
@@ -199,6 +200,128 @@ lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err)
   row->exit_code = code;
   row->finished_ns = ns;
   return r;
+}
+
+/* ---- what exec needs of a running box, without SQL ----
+ *
+ * Joining a box costs a process start and a few setns calls; opening the
+ * store (the schema read, first-touch page faults) and reading the box's
+ * and its image's settings would double it. So the supervisor publishes
+ * what exec needs in boxes/<id>/exec.json and names it by a symlink
+ * running/<name> -> <id>. Nothing here is trusted beyond a hint: the
+ * reader checks that the supervisor still holds the box's log lock, and
+ * the CLI that the pid still has the start time the file names; anything
+ * else sends it to the store. */
+#define EXEC_FILE "exec.json"
+#define RUNNING_DIR "running"
+
+static bool
+is_box_id(const char *id)
+{
+  size_t n = strspn(id, "0123456789abcdef");
+  return n == 64 && id[n] == '\0';
+}
+
+static bool
+is_box_name(const char *name)
+{
+  /* what create accepts: never "/", "." or ".." */
+  return *name && *name != '.' && !strchr(name, '/') && strlen(name) < 256;
+}
+
+int
+lbx_box_publish(const char *root, const char *id, const char *name, const char *info)
+{
+  if (!is_box_id(id) || !is_box_name(name))
+    return -EINVAL;
+  _cleanup_free_ char *dir = lbx_xasprintf("%s/boxes/%s", root, id);
+  _cleanup_free_ char *tmp = lbx_xasprintf("%s/.%s.tmp", dir, EXEC_FILE);
+  _cleanup_free_ char *file = lbx_xasprintf("%s/%s", dir, EXEC_FILE);
+  {
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return -errno;
+    int r = lbx_write_all(fd, info, strlen(info));
+    if (r < 0) {
+      unlink(tmp);
+      return r;
+    }
+  }
+  /* no fsync: after a crash the pid it names is gone, and readers check */
+  if (rename(tmp, file) < 0) {
+    int r = -errno;
+    unlink(tmp);
+    return r;
+  }
+  _cleanup_free_ char *run = lbx_xasprintf("%s/%s", root, RUNNING_DIR);
+  if (mkdir(run, 0700) < 0 && errno != EEXIST)
+    return -errno;
+  /* a box name starts with a letter or digit: ".name" cannot be one */
+  _cleanup_free_ char *ltmp = lbx_xasprintf("%s/.%s", run, name);
+  _cleanup_free_ char *link = lbx_xasprintf("%s/%s", run, name);
+  unlink(ltmp);
+  if (symlink(id, ltmp) < 0)
+    return -errno;
+  if (rename(ltmp, link) < 0) {
+    int r = -errno;
+    unlink(ltmp);
+    return r;
+  }
+  return 0;
+}
+
+/* Removes running/<name> if it still names the box id. */
+static void
+unlink_name(const char *root, const char *id, const char *name)
+{
+  if (!name || !is_box_name(name))
+    return;
+  _cleanup_free_ char *link = lbx_xasprintf("%s/%s/%s", root, RUNNING_DIR, name);
+  char target[80];
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n <= 0)
+    return;
+  target[n] = '\0';
+  /* a newer box of that name may have taken it since */
+  if (strcmp(target, id) == 0)
+    unlink(link);
+}
+
+void
+lbx_box_unpublish(const char *root, const char *id, const char *name)
+{
+  unlink_name(root, id, name);
+  if (!is_box_id(id))
+    return;
+  _cleanup_free_ char *file = lbx_xasprintf("%s/boxes/%s/%s", root, id, EXEC_FILE);
+  unlink(file);
+}
+
+char *
+lbx_box_published(const char *root, const char *name, char **id)
+{
+  if (!is_box_name(name))
+    return NULL;
+  _cleanup_free_ char *link = lbx_xasprintf("%s/%s/%s", root, RUNNING_DIR, name);
+  char target[80];
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n <= 0)
+    return NULL;
+  target[n] = '\0';
+  if (!is_box_id(target))
+    return NULL;
+  /* as lbx_store_box_supervised: its supervisor holds the log's lock */
+  _cleanup_free_ char *log = lbx_xasprintf("%s/boxes/%s/ctr.log", root, target);
+  _cleanup_close_ int lfd = open(log, O_RDONLY | O_CLOEXEC);
+  if (lfd < 0 || flock(lfd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+    return NULL;
+  _cleanup_free_ char *file = lbx_xasprintf("%s/boxes/%s/%s", root, target, EXEC_FILE);
+  char *text = NULL;
+  size_t len;
+  if (lbx_read_file(file, 1 << 20, &text, &len) < 0)
+    return NULL;
+  *id = lbx_xstrdup(target);
+  return text;
 }
 
 int
@@ -305,10 +428,17 @@ lbx_store_box_delete(lbx_store *s, const char *id, lbx_err **err)
   {
     LBX_LOCKED(s);
     _cleanup_finalize_ sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM boxes WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM boxes WHERE id = ?1 RETURNING name", -1, &st,
+                           NULL) != SQLITE_OK)
       return lbx_sql_error(s, err, "removing the box");
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE)
+    int rc = sqlite3_step(st);
+    /* a supervisor killed with its box leaves its name published */
+    if (rc == SQLITE_ROW)
+      unlink_name(s->root, id, (const char *)sqlite3_column_text(st, 0));
+    while (rc == SQLITE_ROW)
+      rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
       return lbx_sql_error(s, err, "removing the box");
   }
   _cleanup_free_ char *dir = lbx_store_box_dir(s, id);

@@ -272,6 +272,18 @@ int lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err);
 /* Keeps a box's end where a full disk still has room: an xattr of
  * root/boxes/<id>, held in the directory's inode. 0 or -errno. */
 int lbx_box_keep_exit(const char *root, const char *id, int exit_code, int64_t finished_ns);
+/* What `exec` needs of a running box, kept outside SQLite so that joining a
+ * box does not open the store: the supervisor writes INFO (the CLI's JSON)
+ * to root/boxes/<id>/exec.json and links root/running/<name> to the id.
+ * 0 or -errno. */
+int lbx_box_publish(const char *root, const char *id, const char *name, const char *info);
+/* Removes both, the link only while it still names id (NULL name: the file
+ * only). */
+void lbx_box_unpublish(const char *root, const char *id, const char *name);
+/* The published text of the box named name (newly allocated, *id set), or
+ * NULL: nothing published, or its supervisor is gone. A hint: the caller
+ * checks the pid it names still runs, else asks the store. */
+char *lbx_box_published(const char *root, const char *name, char **id);
 /* Removes the row, then the box's directory. */
 int lbx_store_box_delete(lbx_store *s, const char *id, lbx_err **err);
 /* Removes boxes/<id> only if no box row names it: what a crash between

@@ -320,6 +320,43 @@ teardown() {
 	[ -z "$(lbx ps -aq)" ]
 }
 
+@test "exec: by name from what the supervisor published, by ID from the store; a stale or forged publication is not trusted" {
+	lbx run -d --name pub -e K=box -w /tmp bb sleep 1000 >/dev/null
+	lbx run -d --name other bb sleep 1000 >/dev/null
+	id="$(lbx inspect pub | jq -r '.[0].Id')"
+	other="$(lbx inspect other | jq -r '.[0].Id')"
+	[ "$(readlink "$LAZYBOX_ROOT/running/pub")" = "$id" ] || fail "not published: $(ls -la "$LAZYBOX_ROOT/running")"
+	probe='echo $K $FROM_IMAGE; pwd; cat /etc/hostname; tr "\0" " " </proc/1/cmdline'
+	want="$(printf 'box yes\n/tmp\n%s\nsleep 1000 ' "${id:0:12}")"
+	run lbx exec pub sh -c "$probe"
+	[ "$output" = "$want" ] || fail "by name: $output"
+	run lbx exec -e K=exec -w / "${id:0:12}" sh -c "$probe"
+	[ "$output" = "$(printf 'exec yes\n/\n%s\nsleep 1000 ' "${id:0:12}")" ] || fail "by ID: $output"
+	# this shell's pid, whose start time is not the one published: not joined
+	f="$LAZYBOX_ROOT/boxes/$id/exec.json"
+	jq -c --argjson p $$ '.Pid = $p' "$f" >"$f.new" && mv "$f.new" "$f"
+	run lbx exec pub sh -c "$probe"
+	[ "$output" = "$want" ] || fail "forged pid: $output"
+	# the name linked to another running box: its file names that box
+	ln -sfn "$other" "$LAZYBOX_ROOT/running/pub"
+	run lbx exec pub sh -c "$probe"
+	[ "$output" = "$want" ] || fail "name linked to another box: $output"
+	ln -sfn "$id" "$LAZYBOX_ROOT/running/pub"
+	lbx stop -t 1 other >/dev/null
+	[ ! -e "$LAZYBOX_ROOT/running/other" ] && [ ! -e "$LAZYBOX_ROOT/boxes/$other/exec.json" ] ||
+		fail "stop left the publication: $(ls -la "$LAZYBOX_ROOT/running")"
+	# a killed supervisor leaves its publication; exec must not trust it
+	pid="$(lbx inspect pub | jq -r '.[0].State.Pid')"
+	kill -9 "$(awk '{print $4}' "/proc/$pid/stat")"
+	for _ in $(seq 50); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+	[ -L "$LAZYBOX_ROOT/running/pub" ]
+	run --separate-stderr lbx exec pub true
+	assert_one_line_error "not running"
+	run lbx rm pub
+	assert_success
+	[ ! -L "$LAZYBOX_ROOT/running/pub" ] || fail "rm left running/pub"
+}
+
 @test "-t: a pty from the box's devpts; -u by name; rootless without a subuid range has only root" {
 	require_cmd script
 	run script -qec "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" run --rm -t bb sh -c 'tty; echo \$TERM'" /dev/null
