@@ -29,7 +29,7 @@ machine() {
 }
 
 # hf NAME [hyperfine options...] -- CMD: median in ms of CMD (-N: no shell),
-# the runs kept in $W/hf-NAME.json.
+# the runs kept in $W/hf-NAME.json (sd NAME: their spread).
 hf() {
 	local name="$1"
 	shift
@@ -45,6 +45,12 @@ hf() {
 		return 1
 	}
 	jq -r '.results[0].median * 1000 | . * 10 | round / 10' "$W/hf-$name.json"
+}
+
+# sd NAME: the standard deviation in ms of the runs hf NAME kept, rounded
+# as hf rounds the median (0 when there was one run: hyperfine gives none).
+sd() {
+	jq -r '(.results[0].stddev // 0) * 1000 | . * 10 | round / 10' "$W/hf-$1.json"
 }
 
 # figure SCRIPT FIGURE TOOL VALUE UNIT: one row of bench/results/SCRIPT.tsv,
