@@ -39,7 +39,8 @@ hf() {
 		shift
 	done
 	shift
-	hyperfine --style none --warmup "${WARMUP:-3}" --runs "$RUNS" "${opts[@]}" \
+	# HF_CPU=N: hyperfine and what it runs pinned to CPU N
+	${HF_CPU:+taskset -c "$HF_CPU"} hyperfine --style none --warmup "${WARMUP:-3}" --runs "$RUNS" "${opts[@]}" \
 		--export-json "$W/hf-$name.json" "$@" >/dev/null 2>"$W/hf-$name.err" || {
 		echo "hyperfine $name failed: $(tail -n 3 "$W/hf-$name.err")" >&2
 		return 1
