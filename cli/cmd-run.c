@@ -563,7 +563,7 @@ struct sup_ctx {
   const char *root, *id, *name;
   const struct plan *plan; /* what exec takes from the box (publish_exec) */
   bool auto_remove, no_new_privs;
-  lbx_store *kept; /* the connection that recorded the end, reused by --rm */
+  lbx_store *kept; /* opened to record the start; records the end and --rm */
 };
 
 /* What exec_run needs to join the box without opening the store; its keys
@@ -588,10 +588,12 @@ static void
 sup_started(void *ctx, pid_t pid, uint64_t pid_start)
 {
   struct sup_ctx *c = ctx;
-  lbx_store *s = NULL;
-  if (lbx_store_open(c->root, 0, &s, NULL) == 0)
-    lbx_store_box_set_running(s, c->id, pid, pid_start, lbx_now_ns(), NULL);
-  lbx_store_close(s);
+  /* Kept open for the box's end: opening the store again once the box has
+   * exited would put ~1 ms more between that and the caller's exit code.
+   * An idle connection holds no lock, and the box's pid 1 was forked
+   * before it existed. */
+  if (lbx_store_open(c->root, 0, &c->kept, NULL) == 0)
+    lbx_store_box_set_running(c->kept, c->id, pid, pid_start, lbx_now_ns(), NULL);
   publish_exec(c, pid, pid_start);
 }
 
@@ -599,15 +601,13 @@ static void
 sup_exited(void *ctx, int code)
 {
   struct sup_ctx *c = ctx;
-  lbx_store *s = NULL;
   int64_t now = lbx_now_ns();
   lbx_box_unpublish(c->root, c->id, c->name);
-  if (lbx_store_open(c->root, 0, &s, NULL) < 0 ||
-      lbx_store_box_set_exited(s, c->id, code, now, NULL) < 0)
+  if ((!c->kept && lbx_store_open(c->root, 0, &c->kept, NULL) < 0) ||
+      lbx_store_box_set_exited(c->kept, c->id, code, now, NULL) < 0)
     /* a full disk: the store cannot take the end, the box's directory
      * keeps it for the next look at the box (lbx_store_box_reap) */
     lbx_box_keep_exit(c->root, c->id, code, now);
-  c->kept = s;
 }
 
 static volatile sig_atomic_t forward_to;
