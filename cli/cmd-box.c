@@ -227,6 +227,11 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return rc;
   if (first < argc)
     return lbx_error(err, EINVAL, "ps: unexpected argument \"%s\"", argv[first]), 125;
+  /* without --format, Podman's own table: columns as wide as their widest
+   * cell, through the template path */
+  if ((!o.format || strcmp(o.format, "table") == 0) && !o.quiet)
+    o.format = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.Ports}}"
+               "\t{{.Names}}";
   bool tmpl = lbx_format_is_template(o.format);
   bool json = !tmpl && lbx_format_is_json(o.format, err);
   if (*err)
@@ -248,9 +253,6 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return 125;
   }
   _cleanup_json_ json_t *arr = json_array();
-  if (!json && !tmpl && !o.quiet)
-    printf("%-12s  %-30s  %-20s  %-16s  %-20s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
-           "STATUS", "NAMES");
   for (size_t i = 0; i < n; i++) {
     bool running = lbx_cli_box_running(s, &rows[i]);
     if (!o.all && !running)
@@ -283,6 +285,12 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       /* the fields of Podman's `ps --format` templates */
       _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
       bool exited = strcmp(state, "exited") == 0;
+      /* as Podman cuts it, in its table and in templates alike */
+      if (!o.no_trunc && strlen(cmd) > 17) {
+        char *cut = lbx_xasprintf("%.17s...", cmd);
+        free(cmd);
+        cmd = cut;
+      }
       json_t *b = json_pack(
           "{s:s%, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b, s:I, s:I, s:o}", "ID",
           rows[i].id, (size_t)(o.no_trunc ? 64 : 12), "Image", img, "ImageID", rows[i].image,
@@ -319,11 +327,8 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       if (rows[i].finished_ns && !running)
         json_object_set_new(b, "ExitedAt", json_integer(rows[i].finished_ns / 1000000000));
       json_array_append_new(arr, b);
-    } else if (o.quiet) {
-      printf(o.no_trunc ? "%s\n" : "%.12s\n", rows[i].id);
     } else {
-      printf("%-12.12s  %-30s  %-20.20s  %-16s  %-20s  %s\n", rows[i].id, img, cmd, ago, status,
-             rows[i].name);
+      printf(o.no_trunc ? "%s\n" : "%.12s\n", rows[i].id);
     }
   }
   if (json) {
@@ -571,10 +576,13 @@ const lbx_cmd lbx_box_cmds[] = {
     {"ps", ps_run, "List boxes",
      "Usage: lazybox ps [OPTIONS]\n"
      "\n"
-     "List boxes: CONTAINER ID IMAGE COMMAND CREATED STATUS NAMES. Without -a\n"
-     "only running boxes are listed. STATUS is Created, Up <time>, or\n"
-     "Exited (<code>) <time> ago (code -1: its supervisor was killed). JSON\n"
-     "adds State, Pid, ExitCode, StartedAt and ExitedAt (Unix seconds).\n"
+     "List boxes: CONTAINER ID IMAGE COMMAND CREATED STATUS PORTS NAMES, each\n"
+     "column as wide as its widest cell (PORTS stays empty: a box has the\n"
+     "host's network or none). Without -a only running boxes are listed.\n"
+     "COMMAND is cut to 17 characters and \"...\" unless --no-trunc. STATUS is\n"
+     "Created, Up <time>, or Exited (<code>) <time> ago (code -1: its supervisor\n"
+     "was killed). JSON adds State, Pid, ExitCode, StartedAt and ExitedAt (Unix\n"
+     "seconds).\n"
      "\n"
      "Options:\n"
      "  -a, --all            every box\n"
@@ -586,7 +594,7 @@ const lbx_cmd lbx_box_cmds[] = {
      "                       different keys must all match; status and exited\n"
      "                       look at every box, as -a does\n"
      "  -q, --quiet          box IDs only\n"
-     "      --no-trunc       full IDs\n"
+     "      --no-trunc       full IDs and commands\n"
      "      --format FORMAT  table (default), json, or a Go template, one line\n"
      "                       per box: {{.ID}} {{.Names}} {{.Image}} {{.ImageID}}\n"
      "                       {{.Command}} {{.CreatedAt}} {{.CreatedHuman}}\n"

@@ -193,6 +193,10 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   int first = lbx_parse_opts(&lbx_image_cmds[2], argc, argv, "aq", opts, images_opt, &o, &rc, err);
   if (first < 0)
     return rc;
+  /* without --format, Podman's own table: columns as wide as their widest
+   * cell, through the template path */
+  if ((!o.format || strcmp(o.format, "table") == 0) && !o.quiet)
+    o.format = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
   bool tmpl = lbx_format_is_template(o.format);
   bool json = !tmpl && lbx_format_is_json(o.format, err);
   if (*err)
@@ -252,7 +256,7 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       }
       json_decref(names);
     }
-    static const char *const headers[] = {"ID", "IMAGE ID", NULL};
+    static const char *const headers[] = {"ID", "IMAGE ID", "CreatedSince", "CREATED", NULL};
     if (lbx_format_print(o.format, arr, headers, err) < 0) {
       lbx_image_rows_free(rows, n);
       return 125;
@@ -276,27 +280,10 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     }
     _cleanup_free_ char *text = json_dumps(arr, JSON_INDENT(4));
     printf("%s\n", text);
-  } else if (o.quiet) {
+  } else {
     for (size_t i = 0; i < n; i++)
       if (!*filter_id || strcmp(rows[i].id, filter_id) == 0)
         printf(o.no_trunc ? "sha256:%s\n" : "%.12s\n", rows[i].id);
-  } else {
-    printf("%-40s  %-10s  %-12s  %-16s  %s\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
-    for (size_t i = 0; i < n; i++) {
-      if (*filter_id && strcmp(rows[i].id, filter_id) != 0)
-        continue;
-      _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
-      _cleanup_free_ char *size = lbx_human_size(rows[i].size);
-      _cleanup_free_ char *id =
-          o.no_trunc ? lbx_xasprintf("sha256:%s", rows[i].id) : lbx_xstrndup(rows[i].id, 12);
-      if (!rows[i].names[0])
-        printf("%-40s  %-10s  %-12s  %-16s  %s\n", "<none>", "<none>", id, ago, size);
-      for (char **p = rows[i].names; *p; p++) {
-        _cleanup_free_ char *repo = NULL, *tag = NULL;
-        split_name(*p, &repo, &tag);
-        printf("%-40s  %-10s  %-12s  %-16s  %s\n", repo, tag, id, ago, size);
-      }
-    }
   }
   lbx_image_rows_free(rows, n);
   return 0;
@@ -677,7 +664,8 @@ const lbx_cmd lbx_image_cmds[] = {
     {"images", images_run, "List images in the store",
      "Usage: lazybox images [OPTIONS] [IMAGE]\n"
      "\n"
-     "List images: REPOSITORY TAG IMAGE ID CREATED SIZE, one line per name.\n"
+     "List images: REPOSITORY TAG IMAGE ID CREATED SIZE, one line per name,\n"
+     "each column as wide as its widest cell.\n"
      "\n"
      "Options:\n"
      "  -a, --all            show all images (lazybox keeps no intermediate ones)\n"

@@ -38,11 +38,11 @@ require_fuse() {
 	[ -z "$(ls -A "$LAZYBOX_ROOT/boxes/$id/upper")" ] || fail "create copied files"
 	run lbx ps
 	[ "${#lines[@]}" -eq 1 ] || fail "plain ps lists running boxes only: $output"
-	run lbx ps -a
+	run lbx ps -a --no-trunc
 	assert_success
 	assert_contains "$output" web
-	assert_contains "$output" "${id:0:12}"
-	assert_contains "$output" "sh -c echo hi"
+	assert_contains "$output" "$id"
+	assert_contains "$output" "/bin/sh -c echo hi"
 	run lbx ps -a --format json
 	jq -e --arg id "$id" '.[0].Id == $id and .[0].Names == ["web"] and .[0].State == "created"' <<<"$output" >/dev/null ||
 		fail "json: $output"
@@ -53,6 +53,31 @@ require_fuse() {
 	run --separate-stderr lbx create --pull never nosuch:img
 	assert_one_line_error nosuch
 	[ "$(lbx ps -aq | wc -l)" -eq 1 ]
+}
+
+@test "ps and images: Podman's columns, each as wide as its widest cell; COMMAND cut at 17 unless --no-trunc" {
+	lbx tag "$FIXTURE_NAME" localhost/a/repository/name/longer/than/forty/characters:v1
+	lbx create --name short-cmd "$FIXTURE_NAME" /bin/true >/dev/null
+	lbx create --name a-rather-long-box-name "$FIXTURE_NAME" /bin/sh -c 'echo a command of more than 17 characters' >/dev/null
+	run lbx ps -a
+	assert_success
+	[[ "${lines[0]}" =~ ^CONTAINER\ ID\ +IMAGE\ +COMMAND\ +CREATED\ +STATUS\ +PORTS\ +NAMES$ ]] || fail "header: ${lines[0]}"
+	local col="${lines[0]%%NAMES*}" line
+	for line in "${lines[@]:1}"; do
+		# every row's name starts where the header's NAMES does
+		[[ "${line:${#col}}" =~ ^(short-cmd|a-rather-long-box-name)$ ]] || fail "NAMES column not aligned: $output"
+	done
+	assert_contains "$output" "/bin/sh -c echo a..."
+	run lbx ps -a --no-trunc
+	assert_contains "$output" "/bin/sh -c echo a command of more than 17 characters"
+	run lbx images
+	assert_success
+	[[ "${lines[0]}" =~ ^REPOSITORY\ +TAG\ +IMAGE\ ID\ +CREATED\ +SIZE$ ]] || fail "header: ${lines[0]}"
+	col="${lines[0]%%IMAGE ID*}"
+	for line in "${lines[@]:1}"; do
+		[[ "${line:${#col}}" =~ ^[0-9a-f]{12}\ \  ]] || fail "IMAGE ID column not aligned: $output"
+	done
+	assert_contains "$output" "localhost/a/repository/name/longer/than/forty/characters  v1"
 }
 
 @test "rm removes the row and the directory; rmi refuses a used image, rmi -f takes the box along" {
