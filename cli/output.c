@@ -7,15 +7,17 @@
 char *
 lbx_human_size(uint64_t bytes)
 {
-  /* Decimal units with four significant digits: what Podman prints. */
+  /* Decimal units with three significant digits, as Podman prints them
+   * (go-units' HumanSizeWithPrecision(size, 3): "1.99 MB", "211 MB"). */
   static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
   double v = (double)bytes;
   size_t u = 0;
-  while (v >= 1000.0 && u + 1 < LBX_ARRAY_SIZE(units)) {
+  /* 999.5 and up would print as "1e+03" (as go-units does): the next unit */
+  while (v >= 999.5 && u + 1 < LBX_ARRAY_SIZE(units)) {
     v /= 1000.0;
     u++;
   }
-  return lbx_xasprintf("%.4g %s", v, units[u]);
+  return lbx_xasprintf("%.3g %s", v, units[u]);
 }
 
 char *

@@ -78,6 +78,8 @@ require_fuse() {
 		[[ "${line:${#col}}" =~ ^[0-9a-f]{12}\ \  ]] || fail "IMAGE ID column not aligned: $output"
 	done
 	assert_contains "$output" "localhost/a/repository/name/longer/than/forty/characters  v1"
+	# SIZE with three significant digits, as Podman's "1.99 MB"
+	[[ "${lines[1]}" =~ \ ([0-9]{1,3}|[0-9]\.[0-9]{1,2}|[0-9]{2}\.[0-9])\ (B|kB|MB|GB)$ ]] || fail "SIZE: ${lines[1]}"
 }
 
 @test "rm removes the row and the directory; rmi refuses a used image, rmi -f takes the box along" {
