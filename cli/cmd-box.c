@@ -604,8 +604,8 @@ const lbx_cmd lbx_box_cmds[] = {
      "                       (\"table \" first: a header and aligned columns)\n"
      "\n"
      "Templates take fields ({{.A.B}}), json, index, len, join, upper, lower,\n"
-     "split, pipelines, if/else, range, with; \\t and \\n are a tab and a\n"
-     "newline.\n"},
+     "split, pipelines, if/else/else if, range, with; \\t and \\n are a tab\n"
+     "and a newline.\n"},
     {"rm", rm_run, "Remove boxes",
      "Usage: lazybox rm [OPTIONS] BOX [BOX...] | --all\n"
      "\n"

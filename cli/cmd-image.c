@@ -679,8 +679,8 @@ const lbx_cmd lbx_image_cmds[] = {
      "                       (\"table \" first: a header and aligned columns)\n"
      "\n"
      "Templates take fields ({{.A.B}}), json, index, len, join, upper, lower,\n"
-     "split, pipelines, if/else, range, with; \\t and \\n are a tab and a\n"
-     "newline.\n"},
+     "split, pipelines, if/else/else if, range, with; \\t and \\n are a tab\n"
+     "and a newline.\n"},
     {"inspect", inspect_run, "Show an image's or a box's configuration as JSON",
      "Usage: lazybox inspect [OPTIONS] NAME [NAME...]\n"
      "\n"
@@ -699,8 +699,8 @@ const lbx_cmd lbx_image_cmds[] = {
      "  -t, --type TYPE      image, box (or container), or all (default)\n"
      "\n"
      "Templates take fields ({{.A.B}}), json, index, len, join, upper, lower,\n"
-     "split, pipelines, if/else, range, with; \\t and \\n are a tab and a\n"
-     "newline; a field an object lacks prints <no value>.\n"},
+     "split, pipelines, if/else/else if, range, with; \\t and \\n are a tab\n"
+     "and a newline; a field an object lacks prints <no value>.\n"},
     {"tag", tag_run, "Add names to an image",
      "Usage: lazybox tag IMAGE NAME [NAME...]\n"
      "\n"

@@ -103,6 +103,9 @@ struct parser {
   lbx_err **err;
   bool trim_next; /* the last action ended with -}} */
   int depth;      /* of {{if}}, {{range}}, {{with}}: bounded, the parser recurses */
+  /* "{{else if P}}" or "{{else with P}}" just read: the kind and where P is */
+  enum node_kind chain_kind;
+  size_t chain_b, chain_e;
 };
 
 /* The one message of a template's errors, parsing's or evaluating's. */
@@ -276,8 +279,11 @@ keyword(const char *s, size_t b, size_t e, const char *kw, size_t *after)
   return true;
 }
 
-/* Parses nodes into l until "end", "else" (*stop says which) or the end
- * of the source (*stop NULL). */
+static int parse_block(struct parser *p, enum node_kind kind, struct list *body, struct list *alt);
+
+/* Parses nodes into l until "end", "else", "else-chain" ({{else if}} or
+ * {{else with}}: p->chain_* say what follows) (*stop says which) or the
+ * end of the source (*stop NULL). */
 static int
 parse_list(struct parser *p, struct list *l, const char **stop)
 {
@@ -348,9 +354,18 @@ parse_list(struct parser *p, struct list *l, const char **stop)
       return 0;
     }
     if (keyword(s, b, ae, "else", &after)) {
-      if (after != ae)
-        return perr(p, "{{else if}} and {{else with}} are not supported");
       *stop = "else";
+      if (after == ae)
+        return 0;
+      skip_space(s, &after, ae);
+      if (keyword(s, after, ae, "if", &p->chain_b))
+        p->chain_kind = N_IF;
+      else if (keyword(s, after, ae, "with", &p->chain_b))
+        p->chain_kind = N_WITH;
+      else
+        return perr(p, "{{else}} is followed by something other than \"if\" or \"with\"");
+      p->chain_e = ae;
+      *stop = "else-chain";
       return 0;
     }
     enum node_kind kind = N_ACTION;
@@ -368,23 +383,49 @@ parse_list(struct parser *p, struct list *l, const char **stop)
     if (kind == N_ACTION)
       continue;
     struct list body = {0}, alt = {0};
-    const char *why;
-    if (++p->depth > 100)
-      return perr(p, "{{if}}, {{range}} and {{with}} nest more than 100 deep");
-    int r = parse_list(p, &body, &why);
-    if (r == 0 && why && strcmp(why, "else") == 0) {
-      r = parse_list(p, &alt, &why);
-      if (r == 0 && why && strcmp(why, "else") == 0)
-        r = perr(p, "a second {{else}}");
-    }
-    p->depth--;
+    int r = parse_block(p, kind, &body, &alt);
     l->v[l->n - 1].body = body;
     l->v[l->n - 1].alt = alt;
     if (r < 0)
       return -1;
-    if (!why)
-      return perr(p, "{{if}}, {{range}} or {{with}} has no {{end}}");
   }
+  return 0;
+}
+
+/* The lists of an {{if}}, {{range}} or {{with}}: its body, and what follows
+ * {{else}}, through its {{end}}. As in Go, "{{else if P}}" in an {{if}} (and
+ * "{{else with P}}" in a {{with}}) is an {{if P}} alone in the else list that
+ * ends at the same {{end}}. */
+static int
+parse_block(struct parser *p, enum node_kind kind, struct list *body, struct list *alt)
+{
+  const char *why;
+  if (++p->depth > 100)
+    return perr(p, "{{if}}, {{range}} and {{with}} nest more than 100 deep");
+  int r = parse_list(p, body, &why);
+  if (r == 0 && why && strcmp(why, "else") == 0) {
+    r = parse_list(p, alt, &why);
+    if (r == 0 && why && strncmp(why, "else", 4) == 0)
+      r = perr(p, "a second {{else}}");
+  } else if (r == 0 && why && strcmp(why, "else-chain") == 0 && p->chain_kind != kind) {
+    r = perr(p, p->chain_kind == N_IF ? "{{else if}} outside an {{if}}"
+                                      : "{{else with}} outside a {{with}}");
+  } else if (r == 0 && why && strcmp(why, "else-chain") == 0) {
+    struct node *n = add_node(alt, kind);
+    r = parse_pipe(p, p->s, p->chain_b, p->chain_e, &n->pipe);
+    if (r == 0) {
+      struct list b2 = {0}, a2 = {0};
+      r = parse_block(p, kind, &b2, &a2);
+      alt->v[alt->n - 1].body = b2;
+      alt->v[alt->n - 1].alt = a2;
+      why = "end"; /* or r < 0 */
+    }
+  }
+  p->depth--;
+  if (r < 0)
+    return -1;
+  if (!why)
+    return perr(p, "{{if}}, {{range}} or {{with}} has no {{end}}");
   return 0;
 }
 

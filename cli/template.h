@@ -4,9 +4,9 @@
  *
  * Supported: text; {{.Field.Field}}, {{.}} and {{$}}; string and integer
  * literals; the functions json, index, len, join, upper, lower and split;
- * pipelines (a | f: a is f's last argument); {{if}}, {{else}}, {{range}},
- * {{with}}, {{end}}; comments; the trim markers {{- and -}}. Not:
- * variables ($name), {{else if}}, methods with arguments.
+ * pipelines (a | f: a is f's last argument); {{if}}, {{else}}, {{else if}},
+ * {{range}}, {{with}}, {{else with}}, {{end}}; comments; the trim markers
+ * {{- and -}}. Not: variables ($name), methods with arguments.
  * A field an object lacks prints "<no value>", as a Go map's missing key
  * does; `index` of a key a map lacks is "", as Podman's string maps give.
  * "table " before the template: a header line, and the template's spaces
