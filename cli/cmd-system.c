@@ -1,6 +1,8 @@
 /* system df, system prune, system check, version. */
 #include "cli.h"
 #include "config.h"
+#include "fs.h"
+#include "registry.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -258,10 +260,18 @@ version_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 #else
   const char *arch = "other";
 #endif
+  /* the libraries opened when needed: what this machine would load */
+  _cleanup_error_ lbx_err *fuse_err = NULL, *curl_err = NULL;
+  const char *fuse_v = lbx_fs_fuse_version(&fuse_err);
+  const char *curl_v = lbx_registry_curl_version(&curl_err);
+  _cleanup_free_ char *fuse =
+      fuse_v ? lbx_xasprintf("libfuse %s", fuse_v) : lbx_xstrdup(fuse_err->msg);
+  _cleanup_free_ char *curl = lbx_xstrdup(curl_v ? curl_v : curl_err->msg);
   if (json) {
-    _cleanup_json_ json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "Version", LBX_VERSION,
-                                         "SQLite", sqlite3_libversion(), "Zlib", zlib_v, "Zstd",
-                                         zstd_v, "GzipInflate", gzip, "OsArch", arch);
+    _cleanup_json_ json_t *v =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Version", LBX_VERSION, "SQLite",
+                  sqlite3_libversion(), "Zlib", zlib_v, "Zstd", zstd_v, "GzipInflate", gzip, "FUSE",
+                  fuse, "Curl", curl, "OsArch", arch);
     _cleanup_free_ char *text = json_dumps(v, JSON_INDENT(4));
     printf("%s\n", text);
     return 0;
@@ -271,6 +281,8 @@ version_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   printf("Zlib:         %s\n", zlib_v);
   printf("Zstd:         %s\n", zstd_v);
   printf("Gzip inflate: %s\n", gzip);
+  printf("FUSE:         %s\n", fuse);
+  printf("Curl:         %s\n", curl);
   printf("OS/Arch:      linux/%s\n", arch);
   return 0;
 }
@@ -327,7 +339,9 @@ const lbx_cmd lbx_system_cmds[] = {
     {"version", version_run, "Show the version and the libraries in use",
      "Usage: lazybox version [--format json]\n"
      "\n"
-     "Show lazybox's version and the libraries it was built with.\n"
+     "Show lazybox's version and the libraries it uses: SQLite, and zlib, zstd,\n"
+     "the gzip inflater, libfuse3 and libcurl as this machine loads them when a\n"
+     "command needs them (a library that cannot be loaded says why).\n"
      "\n"
      "Options:\n"
      "  -f, --format FORMAT   table (default) or json\n"},

@@ -24,6 +24,9 @@ typedef struct lbx_fs lbx_fs;
 /* Opens the store and the chain and mounts (through fusermount3 when not
  * root). On return the mount exists; requests wait until lbx_fs_serve. */
 int lbx_fs_mount(const lbx_fs_opts *o, lbx_fs **out, lbx_err **err);
+/* The version of the libfuse3 found at run time ("3.14.0"), loading it;
+ * NULL with *err when it cannot be loaded. */
+const char *lbx_fs_fuse_version(lbx_err **err);
 /* Serves requests until the file system is unmounted or SIGINT/SIGTERM/
  * SIGHUP arrive; then unmounts. Multithreaded. */
 int lbx_fs_serve(lbx_fs *fs, lbx_err **err);

@@ -1,6 +1,7 @@
 /* libfuse3 through dlopen: see fuse-api.h for why. */
 #define LBX_FUSE_API_IMPL
 #include "fuse-api.h"
+#include "fs.h"
 
 #include <dlfcn.h>
 #include <stddef.h>
@@ -41,6 +42,7 @@ load(void)
       SYM(loop_cfg_set_idle_threads, "FUSE_3.12"),
       SYM(lowlevel_notify_inval_inode, "FUSE_3.0"),
       SYM(opt_free_args, "FUSE_3.0"),
+      SYM(pkgversion, "FUSE_3.0"),
       SYM(remove_signal_handlers, "FUSE_3.0"),
       SYM(reply_attr, "FUSE_3.0"),
       SYM(reply_buf, "FUSE_3.0"),
@@ -89,4 +91,10 @@ lbx_fuse_load(lbx_err **err)
   if (!lbx_fuse.set_signal_handlers)
     return lbx_error(err, ELIBACC, "cannot load libfuse3 (%s), needed to mount", load_error);
   return 0;
+}
+
+const char *
+lbx_fs_fuse_version(lbx_err **err)
+{
+  return lbx_fuse_load(err) < 0 ? NULL : lbx_fuse.pkgversion();
 }

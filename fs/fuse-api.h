@@ -25,6 +25,7 @@ struct lbx_fuse_api {
   __typeof__(fuse_loop_cfg_set_idle_threads) *loop_cfg_set_idle_threads;
   __typeof__(fuse_lowlevel_notify_inval_inode) *lowlevel_notify_inval_inode;
   __typeof__(fuse_opt_free_args) *opt_free_args;
+  __typeof__(fuse_pkgversion) *pkgversion;
   __typeof__(fuse_remove_signal_handlers) *remove_signal_handlers;
   __typeof__(fuse_reply_attr) *reply_attr;
   __typeof__(fuse_reply_buf) *reply_buf;
@@ -65,6 +66,7 @@ int lbx_fuse_load(lbx_err **err);
 #define fuse_loop_cfg_set_idle_threads lbx_fuse.loop_cfg_set_idle_threads
 #define fuse_lowlevel_notify_inval_inode lbx_fuse.lowlevel_notify_inval_inode
 #define fuse_opt_free_args lbx_fuse.opt_free_args
+#define fuse_pkgversion lbx_fuse.pkgversion
 #define fuse_remove_signal_handlers lbx_fuse.remove_signal_handlers
 #define fuse_reply_attr lbx_fuse.reply_attr
 #define fuse_reply_buf lbx_fuse.reply_buf

@@ -83,6 +83,7 @@ static struct {
   __typeof__(curl_free) *free;
   __typeof__(curl_slist_append) *slist_append;
   __typeof__(curl_slist_free_all) *slist_free_all;
+  __typeof__(curl_version) *version;
 } cu;
 static char curl_load_error[256];
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -114,6 +115,7 @@ curl_init(void)
   SYM(free, "curl_free");
   SYM(slist_append, "curl_slist_append");
   SYM(slist_free_all, "curl_slist_free_all");
+  SYM(version, "curl_version");
   SYM(global_init, "curl_global_init"); /* last: it marks the table complete */
 #undef SYM
   cu.global_init(CURL_GLOBAL_DEFAULT);
@@ -128,6 +130,12 @@ curl_ready(lbx_err **err)
     return lbx_error(err, ELIBACC, "cannot load libcurl (%s), needed to reach a registry",
                      curl_load_error);
   return 0;
+}
+
+const char *
+lbx_registry_curl_version(lbx_err **err)
+{
+  return curl_ready(err) < 0 ? NULL : cu.version();
 }
 
 static char *

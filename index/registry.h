@@ -63,6 +63,10 @@ int lbx_registry_blob_stream(lbx_registry *r, const char *digest, uint64_t from,
 
 /* `login`: checks that /v2/ accepts the credentials of opts (for a
  * bearer-token registry, that a token is granted with them). */
+/* libcurl's own description of itself and the libraries it uses
+ * ("libcurl/7.88.1 OpenSSL/3.0.x ..."), loading it; NULL with *err when it
+ * cannot be loaded. */
+const char *lbx_registry_curl_version(lbx_err **err);
 int lbx_registry_check_login(const char *host, const lbx_registry_opts *o, lbx_err **err);
 
 /* A WWW-Authenticate challenge `Scheme k="v", k2=v2`: the value of key

@@ -536,10 +536,19 @@ fixture_id() {
 	assert_one_line_error nosuch-image
 }
 
-@test "version" {
+@test "version: lazybox's and the libraries' found at run time (libfuse, libcurl: opened when needed)" {
 	run lbx version
 	assert_success
 	[[ "$output" =~ [0-9]+\.[0-9]+\.[0-9]+ ]] || fail "no version number: $output"
+	run lbx version --format json
+	assert_success
+	# what the packages installed here say, not what lazybox was built with
+	local fuse curl
+	fuse="$(dpkg-query -W -f '${Version}' libfuse3-3 2>/dev/null | sed 's/-.*//')"
+	curl="$(curl --version | sed -n '1s/^curl [^ ]* [^ ]* \(libcurl\/[0-9.]*\).*/\1/p')"
+	jq -e --arg f "libfuse $fuse" --arg c "$curl" '.FUSE == $f and (.Curl | startswith($c)) and
+		(.SQLite | test("^3\\.")) and .OsArch != ""' <<<"$output" >/dev/null ||
+		fail "version: $output (want libfuse $fuse, $curl)"
 }
 
 # --- helpers for cached_image (they take the output path last) -----------------
