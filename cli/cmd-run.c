@@ -815,6 +815,7 @@ run_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 
 struct flag_opts {
   bool attach, interactive; /* attach: -a, which is --all for stop and kill */
+  bool running;             /* restart --running */
   long timeout;
   const char *signal;
 };
@@ -831,6 +832,8 @@ flag_opt(void *ctx, int opt, char *arg)
     o->timeout = strtol(arg, NULL, 10);
   else if (opt == 's')
     o->signal = arg;
+  else if (opt == 'R')
+    o->running = true;
   return 0;
 }
 
@@ -905,6 +908,14 @@ signal_box(lbx_store *s, lbx_box_row *box, int sig)
   return lbx_signal_pid(box->pid, box->pid_start, sig);
 }
 
+/* A grace time's milliseconds as lbx_cli_box_wait takes them: a year's
+ * do not fit an int; past that, no limit. */
+static int
+grace_ms(long ms)
+{
+  return ms <= 0 ? 0 : ms > INT_MAX ? -1 : (int)ms;
+}
+
 static int
 stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
@@ -947,7 +958,7 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       clock_gettime(CLOCK_MONOTONIC, &t);
       long spent = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
       long left = o.timeout * 1000 - spent;
-      if (lbx_cli_box_wait(s, boxes[i].id, left > 0 ? (int)left : 0) < 0) {
+      if (lbx_cli_box_wait(s, boxes[i].id, grace_ms(left)) < 0) {
         signal_box(s, &boxes[i], SIGKILL);
         lbx_cli_box_wait(s, boxes[i].id, -1);
       }
@@ -960,6 +971,61 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   free(boxes);
   free(sent);
   return rc;
+}
+
+static int
+restart_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+                                       {"running", no_argument, NULL, 'R'},
+                                       {"time", required_argument, NULL, 't'},
+                                       {0}};
+  struct flag_opts o = {.timeout = 10};
+  int rc;
+  int first = lbx_parse_opts(&lbx_run_cmds[7], argc, argv, "at:", opts, flag_opt, &o, &rc, err);
+  if (first < 0)
+    return rc;
+  if (o.timeout < 0 || o.timeout > 86400 * 365)
+    return lbx_error(err, EINVAL, "restart: --time must be 0 to 31536000 seconds"), 125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  bool all = o.attach; /* -a */
+  _cleanup_(lbx_strv_freep) char **keys =
+      lbx_cli_box_args(s, "restart", all, o.running, argc, argv, first, err);
+  if (!keys)
+    return 125;
+  for (char **k = keys; *k; k++) {
+    /* start_box closes the store before it forks: opened again each time */
+    if (!(s = lbx_cli_store(cli, err)))
+      return 125;
+    _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+    int r = box_arg(s, "restart", *k, all, &box, err);
+    if (r < 0)
+      return 125;
+    if (r == 0)
+      continue;
+    bool running = lbx_cli_box_running(s, &box);
+    if (!running && o.running)
+      continue;
+    if (running) {
+      if (signal_box(s, &box, SIGTERM) == 0 &&
+          lbx_cli_box_wait(s, box.id, grace_ms(o.timeout * 1000)) < 0) {
+        signal_box(s, &box, SIGKILL);
+        lbx_cli_box_wait(s, box.id, -1);
+      }
+      /* as its supervisor recorded the end: the row read above says running */
+      char id[sizeof box.id];
+      memcpy(id, box.id, sizeof id);
+      lbx_box_row_clear(&box);
+      if (lbx_store_box_by_id(s, id, &box) <= 0)
+        continue;
+    }
+    if ((rc = start_box(cli, &box, false, false, err)) != 0)
+      return rc;
+    printf("%s\n", *k);
+  }
+  return 0;
 }
 
 static int
@@ -1320,5 +1386,16 @@ const lbx_cmd lbx_run_cmds[] = {
      "  -t, --tty                a pty from the box's /dev/pts\n"
      "  -u, --user USER[:GROUP]  run as USER\n"
      "  -w, --workdir DIR        working directory\n"},
+    {"restart", restart_run, "Restart boxes",
+     "Usage: lazybox restart [OPTIONS] BOX [BOX...] | --all\n"
+     "\n"
+     "Stop each running box as stop does (SIGTERM, then SIGKILL after the\n"
+     "grace time), then start it again in the background; created and exited\n"
+     "boxes are just started. Prints the names (IDs with --all).\n"
+     "\n"
+     "Options:\n"
+     "  -a, --all            every box (with --running: every running box)\n"
+     "      --running        only the boxes that run\n"
+     "  -t, --time SECONDS   grace time before SIGKILL (default 10)\n"},
     {0},
 };

@@ -244,6 +244,35 @@ teardown() {
 	[ -z "$output" ] || fail "rm -a with no box: $output"
 }
 
+@test "restart: a running box stops (SIGTERM, SIGKILL after -t) and runs again; an exited one starts; --running; -a" {
+	lbx run -d --name r1 bb sh -c 'echo run; sleep 1000' >/dev/null
+	lbx run --name e1 bb sh -c 'echo once; exit 3' >/dev/null || true
+	pid="$(lbx inspect r1 | jq -r '.[0].State.Pid')"
+	# pid 1 has no SIGTERM handler: the grace time ends it with SIGKILL
+	run --separate-stderr lbx restart -t 0 r1
+	assert_success
+	[ "$output" = r1 ] || fail "restart r1: $output"
+	run lbx inspect r1
+	jq -e --argjson old "$pid" '.[0].State.Status == "running" and .[0].State.Pid != $old' <<<"$output" >/dev/null ||
+		fail "r1 after restart: $output"
+	[ ! -e "/proc/$pid" ] || fail "the old pid 1 still runs"
+	[ "$(lbx logs r1 | grep -c '^run$')" = 2 ] || fail "logs: $(lbx logs r1)"
+	# --running leaves e1 alone
+	run --separate-stderr lbx restart -a --running -t 0
+	assert_success
+	[ "$output" = "$(lbx inspect r1 | jq -r '.[0].Id')" ] || fail "restart -a --running: $output"
+	[ "$(lbx inspect e1 | jq -r '.[0].State.Status')" = exited ]
+	run --separate-stderr lbx restart e1
+	assert_success
+	run lbx wait e1
+	[ "$output" = 3 ] || fail "e1 ran again: $output"
+	[ "$(lbx logs e1 | grep -c '^once$')" = 2 ] || fail "logs: $(lbx logs e1)"
+	run --separate-stderr lbx restart nosuchbox
+	assert_one_line_error nosuchbox "no such box"
+	run --separate-stderr lbx restart -t -1 r1
+	assert_one_line_error "--time"
+}
+
 @test "--format templates, as Podman's: inspect -f, ps --format, images --format, table headers" {
 	lbx create --name c1 bb true >/dev/null
 	lbx run -d --name r1 bb sleep 1000 >/dev/null
