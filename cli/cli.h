@@ -26,7 +26,7 @@ typedef struct lbx_cmd {
 extern const lbx_cmd lbx_image_cmds[];
 extern const lbx_cmd lbx_pull_cmds[];  /* cmd-pull.c: pull, login, logout */
 extern const lbx_cmd lbx_mount_cmds[]; /* cmd-mount.c: mount, umount */
-extern const lbx_cmd lbx_box_cmds[];   /* cmd-box.c: ps, rm, diff */
+extern const lbx_cmd lbx_box_cmds[];   /* cmd-box.c: ps, rm, diff, rename */
 extern const lbx_cmd lbx_run_cmds[];   /* cmd-run.c: run, start, stop, kill, wait, exec */
 extern const lbx_cmd lbx_logs_cmds[];  /* cmd-logs.c: logs */
 extern const lbx_cmd lbx_cp_cmds[];    /* cmd-cp.c: cp */
@@ -52,6 +52,8 @@ struct lbx_box_row;
  * "...: the ID prefix is ambiguous" (EEXIST). */
 int lbx_cli_box_find(lbx_store *s, const char *key, struct lbx_box_row *box, lbx_err **err);
 bool lbx_cli_box_running(lbx_store *s, struct lbx_box_row *box);
+/* A box name as Podman takes them: [a-zA-Z0-9][a-zA-Z0-9_.-]* */
+bool lbx_cli_valid_name(const char *name);
 /* `inspect BOX`: the box's row, its settings and state, Podman's keys. */
 struct json_t;
 struct json_t *lbx_cli_box_json(lbx_store *s, struct lbx_box_row *box);

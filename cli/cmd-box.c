@@ -572,6 +572,34 @@ diff_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   return 0;
 }
 
+/* ---- rename ---- */
+
+static int
+rename_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
+{
+  static const struct option opts[] = {{0}};
+  int rc;
+  int first = lbx_parse_opts(&lbx_box_cmds[3], argc, argv, "", opts, NULL, NULL, &rc, err);
+  if (first < 0)
+    return rc;
+  if (argc - first != 2)
+    return lbx_error(err, EINVAL, "rename: name a box and its new name"), 125;
+  const char *name = argv[first + 1];
+  if (!lbx_cli_valid_name(name))
+    return lbx_error(err, EINVAL, "rename: box name \"%s\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*",
+                     name),
+           125;
+  lbx_store *s = lbx_cli_store(cli, err);
+  if (!s)
+    return 125;
+  _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
+  if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
+    return 125;
+  if (strcmp(box.name, name) == 0)
+    return lbx_error(err, EINVAL, "rename: box %s already has that name", box.name), 125;
+  return lbx_store_box_rename(s, box.id, box.name, name, err) < 0 ? 125 : 0;
+}
+
 const lbx_cmd lbx_box_cmds[] = {
     {"ps", ps_run, "List boxes",
      "Usage: lazybox ps [OPTIONS]\n"
@@ -625,5 +653,11 @@ const lbx_cmd lbx_box_cmds[] = {
      "\n"
      "Options:\n"
      "      --format FORMAT  table (default) or json (added, changed, deleted)\n"},
+    {"rename", rename_run, "Give a box another name",
+     "Usage: lazybox rename BOX NAME\n"
+     "\n"
+     "Give the box (running or not) the name NAME, which no other box may\n"
+     "have; NAME matches [a-zA-Z0-9][a-zA-Z0-9_.-]*. Its ID, hostname and\n"
+     "files stay as they are.\n"},
     {0},
 };

@@ -319,8 +319,8 @@ box_opt(void *ctx, int opt, char *arg)
   return 0;
 }
 
-static bool
-valid_name(const char *n)
+bool
+lbx_cli_valid_name(const char *n)
 {
   /* as Podman: [a-zA-Z0-9][a-zA-Z0-9_.-]* */
   if (!((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') ||
@@ -345,7 +345,7 @@ create_box(lbx_cli *cli, const char *cmdname, struct box_opts *o, int argc, char
       strcmp(o->pull, "never") != 0)
     return lbx_error(err, EINVAL, "%s: --pull \"%s\": use always, missing or never", cmdname,
                      o->pull);
-  if (o->name && !valid_name(o->name))
+  if (o->name && !lbx_cli_valid_name(o->name))
     return lbx_error(err, EINVAL, "%s: box name \"%s\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*",
                      cmdname, o->name);
   if (o->net && strcmp(o->net, "host") != 0 && strcmp(o->net, "none") != 0)

@@ -325,6 +325,32 @@ lbx_box_published(const char *root, const char *name, char **id)
 }
 
 int
+lbx_store_box_rename(lbx_store *s, const char *id, const char *old_name, const char *name,
+                     lbx_err **err)
+{
+  {
+    LBX_LOCKED(s);
+    _cleanup_finalize_ sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "UPDATE boxes SET name = ?2 WHERE id = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+      return lbx_sql_error(s, err, "renaming the box");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+      return lbx_error(err, EEXIST, "the name \"%s\" is already in use by a box", name);
+    if (rc != SQLITE_DONE)
+      return lbx_sql_error(s, err, "renaming the box");
+    if (sqlite3_changes(s->db) != 1)
+      return lbx_error(err, ENOENT, "box %.12s: no such box", id);
+  }
+  /* exec's shortcut knows the box by its old name: withdrawn, and exec asks
+   * the store until the box starts again */
+  lbx_box_unpublish(s->root, id, old_name);
+  return 0;
+}
+
+int
 lbx_store_box_by_id(lbx_store *s, const char *id, lbx_box_row *out)
 {
   LBX_LOCKED(s);

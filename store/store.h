@@ -284,6 +284,10 @@ void lbx_box_unpublish(const char *root, const char *id, const char *name);
  * NULL: nothing published, or its supervisor is gone. A hint: the caller
  * checks the pid it names still runs, else asks the store. */
 char *lbx_box_published(const char *root, const char *name, char **id);
+/* Gives the box another name (EEXIST: a box has it); a running box's
+ * publication for exec (below) is withdrawn. */
+int lbx_store_box_rename(lbx_store *s, const char *id, const char *old_name, const char *name,
+                         lbx_err **err);
 /* Removes the row, then the box's directory. */
 int lbx_store_box_delete(lbx_store *s, const char *id, lbx_err **err);
 /* Removes boxes/<id> only if no box row names it: what a crash between

@@ -273,6 +273,35 @@ teardown() {
 	assert_one_line_error "--time"
 }
 
+@test "rename: a created or running box takes a free name; exec finds it by the new name only" {
+	lbx create --name c1 bb true >/dev/null
+	lbx run -d --name r1 bb sleep 1000 >/dev/null
+	id="$(lbx inspect r1 | jq -r '.[0].Id')"
+	run --separate-stderr lbx rename c1 r1
+	assert_one_line_error '"r1"' "in use"
+	run --separate-stderr lbx rename c1 'bad/name'
+	assert_one_line_error "bad/name" "must match"
+	run --separate-stderr lbx rename nosuchbox x
+	assert_one_line_error nosuchbox "no such box"
+	run --separate-stderr lbx rename c1
+	assert_one_line_error "rename"
+	lbx rename c1 c2
+	lbx rename r1 web
+	[ "$(lbx inspect web | jq -r '.[0].Id')" = "$id" ] || fail "renamed box's ID changed"
+	[ ! -e "$LAZYBOX_ROOT/running/r1" ] || fail "the old name is still published"
+	run lbx exec web cat /etc/hostname
+	assert_success
+	[ "$output" = "${id:0:12}" ] || fail "exec web: $output"
+	run --separate-stderr lbx exec r1 true
+	assert_one_line_error r1 "no such box"
+	run lbx ps -a --format '{{.Names}}'
+	[ "$(sort <<<"$output" | tr '\n' ' ')" = "c2 web " ] || fail "ps: $output"
+	# started again, it is published under its new name
+	lbx stop -t 0 web >/dev/null
+	lbx start web >/dev/null
+	[ "$(readlink "$LAZYBOX_ROOT/running/web")" = "$id" ] || fail "not published as web"
+}
+
 @test "--format templates, as Podman's: inspect -f, ps --format, images --format, table headers" {
 	lbx create --name c1 bb true >/dev/null
 	lbx run -d --name r1 bb sleep 1000 >/dev/null
