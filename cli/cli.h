@@ -51,6 +51,9 @@ struct lbx_box_row;
 /* By name, ID or ID prefix; -1 with "box KEY: no such box" (ENOENT) or
  * "...: the ID prefix is ambiguous" (EEXIST). */
 int lbx_cli_box_find(lbx_store *s, const char *key, struct lbx_box_row *box, lbx_err **err);
+/* The store, opened if need be, with the box KEY found in it; NULL with
+ * *err (the store cannot be opened, or as lbx_cli_box_find). */
+lbx_store *lbx_cli_store_box(lbx_cli *cli, const char *key, struct lbx_box_row *box, lbx_err **err);
 bool lbx_cli_box_running(lbx_store *s, struct lbx_box_row *box);
 /* A box name as Podman takes them: [a-zA-Z0-9][a-zA-Z0-9_.-]* */
 bool lbx_cli_valid_name(const char *name);

@@ -530,11 +530,9 @@ diff_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   bool json = lbx_format_is_json(o.format, err);
   if (*err)
     return 125;
-  lbx_store *s = lbx_cli_store(cli, err);
-  if (!s)
-    return 125;
   _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-  if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
+  lbx_store *s = lbx_cli_store_box(cli, argv[first], &box, err);
+  if (!s)
     return 125;
   _cleanup_(lbx_image_row_clear) lbx_image_row row = {0};
   if (lbx_store_image_get(s, box.image, &row, NULL, NULL, err) < 0)
@@ -589,11 +587,9 @@ rename_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error(err, EINVAL, "rename: box name \"%s\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*",
                      name),
            125;
-  lbx_store *s = lbx_cli_store(cli, err);
-  if (!s)
-    return 125;
   _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-  if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
+  lbx_store *s = lbx_cli_store_box(cli, argv[first], &box, err);
+  if (!s)
     return 125;
   if (strcmp(box.name, name) == 0)
     return lbx_error(err, EINVAL, "rename: box %s already has that name", box.name), 125;

@@ -78,11 +78,9 @@ logs_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       parse_time_opt("until", lo.until, now, &o.until_ns, err) < 0 ||
       parse_tail(lo.tail, &o.tail, err) < 0)
     return 125;
-  lbx_store *s = lbx_cli_store(cli, err);
-  if (!s)
-    return 125;
   _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-  if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
+  lbx_store *s = lbx_cli_store_box(cli, argv[first], &box, err);
+  if (!s)
     return 125;
   _cleanup_free_ char *dir = lbx_store_box_dir(s, box.id);
   _cleanup_free_ char *path = lbx_xasprintf("%s/ctr.log", dir);

@@ -34,6 +34,13 @@ lbx_cli_box_find(lbx_store *s, const char *key, lbx_box_row *box, lbx_err **err)
   return 0;
 }
 
+lbx_store *
+lbx_cli_store_box(lbx_cli *cli, const char *key, lbx_box_row *box, lbx_err **err)
+{
+  lbx_store *s = lbx_cli_store(cli, err);
+  return s && lbx_cli_box_find(s, key, box, err) == 0 ? s : NULL;
+}
+
 char **
 lbx_cli_box_args(lbx_store *s, const char *cmd, bool all, bool running_only, int argc, char **argv,
                  int first, lbx_err **err)
@@ -853,11 +860,8 @@ start_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error(err, EINVAL, "start: --attach takes one box"), 125;
   for (int a = first; a < argc; a++) {
     /* start_box closes the store before it forks: opened again each time */
-    lbx_store *s = lbx_cli_store(cli, err);
-    if (!s)
-      return 125;
     _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-    if (lbx_cli_box_find(s, argv[a], &box, err) < 0)
+    if (!lbx_cli_store_box(cli, argv[a], &box, err))
       return 125;
     if (o.interactive) {
       /* start -i: stdin for this run, whatever create said */
@@ -1248,10 +1252,8 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     x.user = json_string_value(json_object_get(pub, "User"));
     x.no_new_privs = json_is_true(json_object_get(pub, "NoNewPrivileges"));
   } else {
-    lbx_store *s = lbx_cli_store(cli, err);
+    lbx_store *s = lbx_cli_store_box(cli, argv[first], &box, err);
     if (!s)
-      return 125;
-    if (lbx_cli_box_find(s, argv[first], &box, err) < 0)
       return 125;
     if (!lbx_cli_box_running(s, &box) || lbx_pid_start(box.pid) != box.pid_start)
       return lbx_error(err, ESRCH, "box %s is not running", box.name), 125;
