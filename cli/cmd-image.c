@@ -166,6 +166,38 @@ split_name(const char *name, char **repo, char **tag)
   }
 }
 
+/* Podman's Digest (the image's own manifest's, "" when none is known) and
+ * RepoDigests (each repository it is named in, @ each digest it was pulled
+ * or loaded by); -1 with *err. */
+static int
+image_digests(lbx_store *s, const char *id, char *const *names, json_t **digest,
+              json_t **repo_digests, lbx_err **err)
+{
+  _cleanup_(lbx_strv_freep) char **d = NULL;
+  if (lbx_store_image_digests(s, id, &d, err) < 0)
+    return -1;
+  *digest = json_string(d[0] ? d[0] : "");
+  *repo_digests = json_array();
+  for (size_t i = 0; names && names[i]; i++) {
+    /* "repo:tag" or "repo@digest" -> "repo" */
+    const char *at = strchr(names[i], '@');
+    _cleanup_free_ char *repo = NULL, *tag = NULL;
+    if (at)
+      repo = lbx_xstrndup(names[i], (size_t)(at - names[i]));
+    else
+      split_name(names[i], &repo, &tag);
+    for (size_t k = 0; d[k]; k++) {
+      _cleanup_free_ char *rd = lbx_xasprintf("%s@%s", repo, d[k]);
+      bool seen = false;
+      for (size_t j = 0; j < json_array_size(*repo_digests) && !seen; j++)
+        seen = strcmp(json_string_value(json_array_get(*repo_digests, j)), rd) == 0;
+      if (!seen)
+        json_array_append_new(*repo_digests, json_string(rd));
+    }
+  }
+  return 0;
+}
+
 static json_t *
 image_labels(lbx_store *s, const char *id)
 {
@@ -233,6 +265,13 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       for (char **p = rows[i].names; *p; p++)
         json_array_append_new(names, json_string(*p));
       json_int_t users = (json_int_t)lbx_store_image_users(s, rows[i].id, NULL);
+      json_t *digest = NULL, *repo_digests = NULL;
+      if (image_digests(s, rows[i].id, NULL, &digest, &repo_digests, err) < 0) {
+        json_decref(names);
+        lbx_image_rows_free(rows, n);
+        return 125;
+      }
+      json_decref(repo_digests);
       for (size_t k = 0; k == 0 || rows[i].names[k]; k++) {
         _cleanup_free_ char *repo = NULL, *tag = NULL;
         if (rows[i].names[k])
@@ -247,6 +286,7 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
                               "CreatedAt", created, "CreatedSince", ago, "Created", ago, "Size",
                               size, "Containers", users, "Names", names, "Labels", labels);
         json_object_set_new(v, "Id", json_string(rows[i].id));
+        json_object_set_new(v, "Digest", json_incref(digest));
         json_object_set_new(v, "VirtualSize", json_string(size));
         json_object_set_new(v, "Dangling", json_boolean(!rows[i].names[0]));
         json_object_set_new(v, "ReadOnly", json_false());
@@ -255,6 +295,7 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
           break;
       }
       json_decref(names);
+      json_decref(digest);
     }
     static const char *const headers[] = {"ID", "IMAGE ID", "CreatedSince", "CREATED", NULL};
     if (lbx_format_print(o.format, arr, headers, err) < 0) {
@@ -330,6 +371,15 @@ inspect_one(lbx_store *s, const char *id, lbx_err **err)
     json_array_append_new(digests, json_string(layers[i].digest));
   }
   _cleanup_free_ char *created = lbx_rfc3339(row.created_ns);
+  json_t *digest, *repo_digests;
+  if (image_digests(s, id, row.names, &digest, &repo_digests, err) < 0) {
+    json_decref(names);
+    json_decref(diff_ids);
+    json_decref(digests);
+    lbx_image_layers_free(layers, nl);
+    lbx_image_row_clear(&row);
+    return NULL;
+  }
   json_t *o = json_pack("{s:s, s:o, s:s, s:s, s:s, s:O, s:{s:s, s:o}, s:o, s:I, s:I, s:s, s:O}",
                         "Id", id, "RepoTags", names, "Created", created, "Architecture",
                         json_string_value(json_object_get(cfg, "architecture")) ?: "", "Os",
@@ -338,6 +388,8 @@ inspect_one(lbx_store *s, const char *id, lbx_err **err)
                         "Layers", diff_ids, "Layers", digests, "Size", (json_int_t)row.size,
                         "Containers", (json_int_t)lbx_store_image_users(s, id, NULL), "ChainId",
                         row.chain_id, "History", json_object_get(cfg, "history") ?: json_array());
+  json_object_set_new(o, "Digest", digest);
+  json_object_set_new(o, "RepoDigests", repo_digests);
   json_t *author = json_object_get(cfg, "author");
   if (author)
     json_object_set(o, "Author", author);
@@ -675,7 +727,7 @@ const lbx_cmd lbx_image_cmds[] = {
      "                       per name: {{.ID}} {{.Repository}} {{.Tag}}\n"
      "                       {{.CreatedAt}} {{.CreatedSince}} {{.Created}}\n"
      "                       {{.Size}} {{.Containers}} {{.Names}} {{.Labels}}\n"
-     "                       {{.Id}} {{.Dangling}}\n"
+     "                       {{.Id}} {{.Dangling}} {{.Digest}}\n"
      "                       (\"table \" first: a header and aligned columns)\n"
      "\n"
      "Templates take fields ({{.A.B}}), json, index, len, join, upper, lower,\n"
@@ -685,8 +737,10 @@ const lbx_cmd lbx_image_cmds[] = {
      "Usage: lazybox inspect [OPTIONS] NAME [NAME...]\n"
      "\n"
      "Print a JSON array with one object per box or image (a box is looked for\n"
-     "first). An image: Id, RepoTags, Created, Architecture, Os, Config, RootFS\n"
-     "(diff IDs), Layers (layer digests), Size, Containers, ChainId, History.\n"
+     "first). An image: Id, RepoTags, Digest (its manifest's), RepoDigests\n"
+     "(each repository it is named in @ each digest it came by), Created,\n"
+     "Architecture, Os, Config, RootFS (diff IDs), Layers (layer digests), Size,\n"
+     "Containers, ChainId, History.\n"
      "A box: Id, Name, Created, Image, ImageName, Path, Args, State (Status,\n"
      "Running, Pid, ExitCode, StartedAt, FinishedAt), Config (Cmd, Entrypoint,\n"
      "Env, WorkingDir, User, Hostname, Tty, OpenStdin), Mounts, HostConfig\n"

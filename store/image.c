@@ -516,6 +516,30 @@ lbx_store_untag(lbx_store *s, const char *name, lbx_err **err)
 }
 
 int
+lbx_store_image_digests(lbx_store *s, const char *id, char ***out, lbx_err **err)
+{
+  LBX_LOCKED(s);
+  _cleanup_reset_ sqlite3_stmt *st = lbx_stmt(s, ST_IMAGE_DIGESTS);
+  if (!st)
+    return lbx_sql_error(s, err, "reading an image's digests");
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  char **v = lbx_xcalloc(1, sizeof *v);
+  size_t n = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    v = lbx_xrealloc(v, (n + 2) * sizeof *v);
+    v[n++] = lbx_xstrdup((const char *)sqlite3_column_text(st, 0));
+    v[n] = NULL;
+  }
+  if (rc != SQLITE_DONE) {
+    lbx_strv_free(v);
+    return lbx_sql_error(s, err, "reading an image's digests");
+  }
+  *out = v;
+  return 0;
+}
+
+int
 lbx_store_image_users(lbx_store *s, const char *id, char **first)
 {
   if (first)

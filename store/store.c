@@ -157,6 +157,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_IMAGE_BY_DIGEST] = "SELECT d.image FROM image_digests d JOIN images i ON i.id = d.image "
                            "WHERE d.digest = ?1 ORDER BY i.loaded DESC LIMIT 1",
     [ST_INSERT_IMAGE_DIGEST] = "INSERT OR IGNORE INTO image_digests(digest, image) VALUES(?1, ?2)",
+    /* its own manifest's first */
+    [ST_IMAGE_DIGESTS] = "SELECT d.digest FROM image_digests d JOIN images i ON i.id = d.image "
+                         "WHERE d.image = ?1 ORDER BY d.digest IS NOT i.digest, d.digest",
     [ST_INSERT_IMAGE_LAYER] = "INSERT INTO image_layers(image, idx, layer, digest, media_type, "
                               "size) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_DELETE_IMAGE_LAYERS] = "DELETE FROM image_layers WHERE image = ?1",

@@ -147,6 +147,10 @@ void lbx_image_row_clear(lbx_image_row *row);
 int lbx_store_images(lbx_store *s, lbx_image_row **rows, size_t *n, lbx_err **err);
 /* By exact name ("docker.io/library/x:tag"): 1 and id filled, 0 if absent. */
 int lbx_store_image_by_name(lbx_store *s, const char *name, char id[LBX_DIGEST_HEX]);
+/* Every manifest digest the image was pulled or loaded by ("sha256:...",
+ * manifest lists' too), its own manifest's first: NULL-terminated, for
+ * lbx_strv_free. */
+int lbx_store_image_digests(lbx_store *s, const char *id, char ***out, lbx_err **err);
 /* By manifest digest ("sha256:..."): 1 and id filled, 0 if absent. */
 int lbx_store_image_by_digest(lbx_store *s, const char *digest, char id[LBX_DIGEST_HEX]);
 /* By full ID or unique ID prefix (>= 3 hex): 1, 0 absent, -EEXIST ambiguous. */

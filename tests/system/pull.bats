@@ -164,6 +164,18 @@ store_is_empty() {
 	run --separate-stderr lbx inspect "$REG/lbx/fixture@$m"
 	assert_success
 	[ "$(jq -r '.[0].Id' <<<"$output")" = "$id" ]
+	# Podman's Digest and RepoDigests, for scripts that pin what they pulled
+	# (a repository is known by the image's names: none until it is tagged)
+	jq -e --arg m "$m" '.[0].Digest == $m and .[0].RepoDigests == []' <<<"$output" >/dev/null ||
+		fail "digests: $(jq -c '.[0] | {Digest, RepoDigests}' <<<"$output")"
+	lbx tag "$REG/lbx/fixture@$m" "$REG/lbx/fixture:pinned" "$REG/lbx/other:x"
+	run lbx inspect -f '{{json .RepoDigests}}' "$REG/lbx/fixture@$m"
+	[ "$output" = "[\"$REG/lbx/fixture@$m\",\"$REG/lbx/other@$m\"]" ] || fail "RepoDigests: $output"
+	run lbx inspect -f '{{index .RepoDigests 0}}' "$REG/lbx/fixture@$m"
+	[ "$output" = "$REG/lbx/fixture@$m" ] || fail "inspect -f: $output"
+	run lbx images --format '{{.Repository}} {{.Digest}}'
+	[ "$output" = "$(printf '%s %s\n%s %s' "$REG/lbx/fixture" "$m" "$REG/lbx/other" "$m")" ] ||
+		fail "images .Digest: $output"
 }
 
 # --- manifest lists -------------------------------------------------------------
@@ -186,6 +198,15 @@ store_is_empty() {
 	restart_registry "$REG_DIR"
 	assert_success
 	[ "$(jq -r '.[0].Id' <<<"$output")" = "$amd" ] || fail "name@list-digest: $output"
+	# the image's own manifest is its Digest; tagged, each digest it came by
+	# (its own and the list's) makes a RepoDigest
+	local own
+	own="sha256:$(sha256sum <"$(oci_manifest "$LBX_FIXTURE_OCI")" | cut -c1-64)"
+	lbx tag "$REG/lbx/multi@sha256:$list" "$REG/lbx/multi:amd"
+	run lbx inspect --format json "$REG/lbx/multi:amd"
+	jq -e --arg own "$own" --arg list "sha256:$list" --arg r "$REG/lbx/multi" \
+		'.[0].Digest == $own and (.[0].RepoDigests | index($r + "@" + $own) != null and index($r + "@" + $list) != null)' \
+		<<<"$output" >/dev/null || fail "digests: $(jq -c '.[0] | {Digest, RepoDigests}' <<<"$output")"
 	run --separate-stderr lbx create --pull never "$REG/lbx/multi@sha256:$list" true
 	assert_success
 	lbx rm "$output" >/dev/null
