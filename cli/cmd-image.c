@@ -155,6 +155,13 @@ images_opt(void *ctx, int opt, char *arg)
 static void
 split_name(const char *name, char **repo, char **tag)
 {
+  /* "repo@digest", what a pull by digest names an image: no tag */
+  const char *at = strchr(name, '@');
+  if (at) {
+    *repo = lbx_xstrndup(name, (size_t)(at - name));
+    *tag = lbx_xstrdup("<none>");
+    return;
+  }
   const char *slash = strrchr(name, '/');
   const char *colon = strrchr(slash ? slash : name, ':');
   if (colon) {
@@ -179,13 +186,8 @@ image_digests(lbx_store *s, const char *id, char *const *names, json_t **digest,
   *digest = json_string(d[0] ? d[0] : "");
   *repo_digests = json_array();
   for (size_t i = 0; names && names[i]; i++) {
-    /* "repo:tag" or "repo@digest" -> "repo" */
-    const char *at = strchr(names[i], '@');
     _cleanup_free_ char *repo = NULL, *tag = NULL;
-    if (at)
-      repo = lbx_xstrndup(names[i], (size_t)(at - names[i]));
-    else
-      split_name(names[i], &repo, &tag);
+    split_name(names[i], &repo, &tag);
     for (size_t k = 0; d[k]; k++) {
       _cleanup_free_ char *rd = lbx_xasprintf("%s@%s", repo, d[k]);
       bool seen = false;
@@ -365,7 +367,8 @@ inspect_one(lbx_store *s, const char *id, lbx_err **err)
   _cleanup_json_ json_t *cfg = json_loadb(config, len, 0, NULL);
   json_t *names = json_array(), *diff_ids = json_array(), *digests = json_array();
   for (char **p = row.names; *p; p++)
-    json_array_append_new(names, json_string(*p));
+    if (!strchr(*p, '@')) /* RepoTags: "repo@digest" names go to RepoDigests */
+      json_array_append_new(names, json_string(*p));
   for (size_t i = 0; i < nl; i++) {
     json_array_append_new(diff_ids, json_string(layers[i].diff_id));
     json_array_append_new(digests, json_string(layers[i].digest));

@@ -416,6 +416,10 @@ pull_layers(struct pull_ctx *c, json_t *layers, json_t *diff_ids, const char *cf
     /* "x:tag@digest": the tag names the image, as Podman does */
     free(name);
     name = lbx_xasprintf("%s/%s:%s", c->ref->domain, c->ref->path, c->ref->tag);
+  } else if (!name && c->ref->digest) {
+    /* "x@digest" names it too, as in Podman's store: without a name the
+     * image would count as dangling, and `system prune` would take it */
+    name = lbx_xasprintf("%s/%s@%s", c->ref->domain, c->ref->path, c->ref->digest);
   }
   const char *names[1] = {name};
   return lbx_image_add(c->s, config, config_len, manifest, manifest_len, il, n, names, name ? 1 : 0,

@@ -164,18 +164,24 @@ store_is_empty() {
 	run --separate-stderr lbx inspect "$REG/lbx/fixture@$m"
 	assert_success
 	[ "$(jq -r '.[0].Id' <<<"$output")" = "$id" ]
-	# Podman's Digest and RepoDigests, for scripts that pin what they pulled
-	# (a repository is known by the image's names: none until it is tagged)
-	jq -e --arg m "$m" '.[0].Digest == $m and .[0].RepoDigests == []' <<<"$output" >/dev/null ||
-		fail "digests: $(jq -c '.[0] | {Digest, RepoDigests}' <<<"$output")"
+	# Podman's Digest and RepoDigests, for scripts that pin what they pulled;
+	# "name@digest" names the image (no tag), so it is not dangling
+	jq -e --arg m "$m" --arg rd "$REG/lbx/fixture@$m" \
+		'.[0].Digest == $m and .[0].RepoDigests == [$rd] and .[0].RepoTags == []' <<<"$output" >/dev/null ||
+		fail "digests: $(jq -c '.[0] | {Digest, RepoDigests, RepoTags}' <<<"$output")"
+	run lbx images --format '{{.Repository}} {{.Tag}} {{.Dangling}}'
+	[ "$output" = "$REG/lbx/fixture <none> false" ] || fail "images: $output"
+	lbx system prune -f >/dev/null
+	run lbx inspect -f '{{.Id}}' "$REG/lbx/fixture@$m"
+	[ "$output" = "$id" ] || fail "system prune took an image pulled by digest: $output"
 	lbx tag "$REG/lbx/fixture@$m" "$REG/lbx/fixture:pinned" "$REG/lbx/other:x"
 	run lbx inspect -f '{{json .RepoDigests}}' "$REG/lbx/fixture@$m"
 	[ "$output" = "[\"$REG/lbx/fixture@$m\",\"$REG/lbx/other@$m\"]" ] || fail "RepoDigests: $output"
 	run lbx inspect -f '{{index .RepoDigests 0}}' "$REG/lbx/fixture@$m"
 	[ "$output" = "$REG/lbx/fixture@$m" ] || fail "inspect -f: $output"
-	run lbx images --format '{{.Repository}} {{.Digest}}'
-	[ "$output" = "$(printf '%s %s\n%s %s' "$REG/lbx/fixture" "$m" "$REG/lbx/other" "$m")" ] ||
-		fail "images .Digest: $output"
+	run lbx images --format '{{.Repository}} {{.Tag}} {{.Digest}}'
+	[ "$output" = "$(printf '%s pinned %s\n%s <none> %s\n%s x %s' "$REG/lbx/fixture" "$m" \
+		"$REG/lbx/fixture" "$m" "$REG/lbx/other" "$m")" ] || fail "images .Digest: $output"
 }
 
 # --- manifest lists -------------------------------------------------------------
