@@ -61,7 +61,7 @@ bool lbx_cli_valid_name(const char *name);
 struct json_t;
 struct json_t *lbx_cli_box_json(lbx_store *s, struct lbx_box_row *box);
 /* Waits for the box's supervisor to end: 0, or -1 after timeout_ms (< 0: none). */
-int lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms);
+int lbx_cli_box_wait(lbx_store *s, const char *id, long timeout_ms);
 /* The boxes a command acts on: with all, every box's ID (running_only: every
  * running box's), and no operand may be given; else the operands, of
  * which there must be one at least. A NULL-terminated vector, or NULL with

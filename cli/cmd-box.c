@@ -287,7 +287,11 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       bool exited = strcmp(state, "exited") == 0;
       /* as Podman cuts it, in its table and in templates alike */
       if (!o.no_trunc && strlen(cmd) > 17) {
-        char *cut = lbx_xasprintf("%.17s...", cmd);
+        /* at a character's start: a cut UTF-8 sequence makes no JSON string */
+        int k = 17;
+        while (k > 0 && (cmd[k] & 0xC0) == 0x80)
+          k--;
+        char *cut = lbx_xasprintf("%.*s...", k, cmd);
         free(cmd);
         cmd = cut;
       }

@@ -173,6 +173,24 @@ split_name(const char *name, char **repo, char **tag)
   }
 }
 
+/* The names `images` shows a line for (a new NULL-terminated array of the
+ * row's strings): the tagged ones, else the first "repo@digest" one. */
+static char **
+tagged_names(char *const *names)
+{
+  size_t n = 0;
+  while (names[n])
+    n++;
+  char **v = lbx_xcalloc(n + 1, sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!strchr(names[i], '@'))
+      v[k++] = names[i];
+  if (k == 0 && n > 0)
+    v[k++] = names[0];
+  return v;
+}
+
 /* Podman's Digest (the image's own manifest's, "" when none is known) and
  * RepoDigests (each repository it is named in, @ each digest it was pulled
  * or loaded by); -1 with *err. */
@@ -274,10 +292,13 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
         return 125;
       }
       json_decref(repo_digests);
-      for (size_t k = 0; k == 0 || rows[i].names[k]; k++) {
+      /* one line per tagged name, as Podman lists them; an image named
+       * only by digest ("repo@sha256:...") gets one <none> line */
+      char **shown = tagged_names(rows[i].names);
+      for (size_t k = 0; k == 0 || shown[k]; k++) {
         _cleanup_free_ char *repo = NULL, *tag = NULL;
-        if (rows[i].names[k])
-          split_name(rows[i].names[k], &repo, &tag);
+        if (shown[k])
+          split_name(shown[k], &repo, &tag);
         json_t *labels = image_labels(s, rows[i].id);
         if (json_is_null(labels)) {
           json_decref(labels);
@@ -293,9 +314,10 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
         json_object_set_new(v, "Dangling", json_boolean(!rows[i].names[0]));
         json_object_set_new(v, "ReadOnly", json_false());
         json_array_append_new(arr, v);
-        if (!rows[i].names[k])
+        if (!shown[k])
           break;
       }
+      free(shown);
       json_decref(names);
       json_decref(digest);
     }
@@ -311,7 +333,8 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
         continue;
       json_t *names = json_array();
       for (char **p = rows[i].names; *p; p++)
-        json_array_append_new(names, json_string(*p));
+        if (!strchr(*p, '@')) /* tags only: "repo@digest" is not one */
+          json_array_append_new(names, json_string(*p));
       _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
       json_array_append_new(
           arr, json_pack("{s:s, s:o, s:O, s:I, s:s, s:I, s:I, s:o, s:s}", "Id", rows[i].id, "Names",

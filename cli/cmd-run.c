@@ -92,13 +92,15 @@ lbx_cli_box_running(lbx_store *s, lbx_box_row *box)
   /* its supervisor was killed (the box went with it: PDEATHSIG), or
    * could not record the end in a full store */
   lbx_store_box_reap(s, box, NULL);
-  return false;
+  /* or it ended as it should and another one started the box since
+   * (restart): reap then read that run's row */
+  return strcmp(box->state, "running") == 0 && lbx_store_box_supervised(s, box->id);
 }
 
 /* Blocks until the box's supervisor is gone (0), or timeout_ms passed (-1;
  * timeout_ms < 0: no limit). */
 int
-lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms)
+lbx_cli_box_wait(lbx_store *s, const char *id, long timeout_ms)
 {
   _cleanup_free_ char *dir = lbx_store_box_dir(s, id);
   _cleanup_free_ char *log = lbx_xasprintf("%s/ctr.log", dir);
@@ -107,7 +109,7 @@ lbx_cli_box_wait(lbx_store *s, const char *id, int timeout_ms)
     return 0;
   if (timeout_ms < 0)
     return flock(fd, LOCK_SH) < 0 && errno != EINTR ? 0 : 0;
-  for (int waited = 0;; waited += 50) {
+  for (long waited = 0;; waited += 50) {
     if (flock(fd, LOCK_SH | LOCK_NB) == 0)
       return 0;
     if (waited >= timeout_ms)
@@ -587,8 +589,15 @@ publish_exec(const struct sup_ctx *c, pid_t pid, uint64_t pid_start)
                 c->plan->workdir, "User", c->plan->user, "NoNewPrivileges", c->no_new_privs);
   _cleanup_free_ char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   /* without it, exec asks the store */
-  if (text)
-    lbx_box_publish(c->root, c->id, c->name, text);
+  if (!text || lbx_box_publish(c->root, c->id, c->name, text) < 0)
+    return;
+  /* A rename since the row was read withdrew nothing yet: the name is
+   * checked after publishing (rename updates the row, then withdraws), so
+   * one of the two always sees the other. */
+  lbx_box_row now = {0};
+  if (!c->kept || lbx_store_box_by_id(c->kept, c->id, &now) != 1 || strcmp(now.name, c->name) != 0)
+    lbx_box_unpublish(c->root, c->id, c->name);
+  lbx_box_row_clear(&now);
 }
 
 static void
@@ -912,14 +921,6 @@ signal_box(lbx_store *s, lbx_box_row *box, int sig)
   return lbx_signal_pid(box->pid, box->pid_start, sig);
 }
 
-/* A grace time's milliseconds as lbx_cli_box_wait takes them: a year's
- * do not fit an int; past that, no limit. */
-static int
-grace_ms(long ms)
-{
-  return ms <= 0 ? 0 : ms > INT_MAX ? -1 : (int)ms;
-}
-
 static int
 stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 {
@@ -962,7 +963,7 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       clock_gettime(CLOCK_MONOTONIC, &t);
       long spent = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
       long left = o.timeout * 1000 - spent;
-      if (lbx_cli_box_wait(s, boxes[i].id, grace_ms(left)) < 0) {
+      if (lbx_cli_box_wait(s, boxes[i].id, left > 0 ? left : 0) < 0) {
         signal_box(s, &boxes[i], SIGKILL);
         lbx_cli_box_wait(s, boxes[i].id, -1);
       }
@@ -1012,9 +1013,15 @@ restart_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     bool running = lbx_cli_box_running(s, &box);
     if (!running && o.running)
       continue;
+    /* its supervisor removes it as it stops, under a restart's feet */
+    _cleanup_json_ json_t *cfg = json_loads(box.config, 0, NULL);
+    if (json_is_true(json_object_get(cfg, "AutoRemove")))
+      return lbx_error(err, EINVAL,
+                       "restart: box %s was made with --rm: it is removed when it stops", box.name),
+             125;
     if (running) {
-      if (signal_box(s, &box, SIGTERM) == 0 &&
-          lbx_cli_box_wait(s, box.id, grace_ms(o.timeout * 1000)) < 0) {
+      /* a failed SIGTERM is a box already ending: waited for all the same */
+      if (signal_box(s, &box, SIGTERM) < 0 || lbx_cli_box_wait(s, box.id, o.timeout * 1000) < 0) {
         signal_box(s, &box, SIGKILL);
         lbx_cli_box_wait(s, box.id, -1);
       }
@@ -1393,7 +1400,8 @@ const lbx_cmd lbx_run_cmds[] = {
      "\n"
      "Stop each running box as stop does (SIGTERM, then SIGKILL after the\n"
      "grace time), then start it again in the background; created and exited\n"
-     "boxes are just started. Prints the names (IDs with --all).\n"
+     "boxes are just started. Prints the names (IDs with --all). A box made\n"
+     "with --rm is refused: it is removed when it stops.\n"
      "\n"
      "Options:\n"
      "  -a, --all            every box (with --running: every running box)\n"

@@ -468,7 +468,10 @@ lbx_template_parse(const char *src, lbx_template **out, lbx_err **err)
     return -1;
   if (stop)
     return lbx_error(err, EINVAL, "format \"%s\": {{%s}} without {{if}}, {{range}} or {{with}}",
-                     src, stop);
+                     src,
+                     strcmp(stop, "else-chain") != 0 ? stop
+                     : p.chain_kind == N_IF          ? "else if"
+                                                     : "else with");
   *out = steal_pointer(&t);
   return 0;
 }

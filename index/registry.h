@@ -61,12 +61,12 @@ typedef int (*lbx_sink_fn)(void *ctx, const void *buf, size_t len);
 int lbx_registry_blob_stream(lbx_registry *r, const char *digest, uint64_t from, lbx_sink_fn sink,
                              void *ctx, bool *transient, lbx_err **err);
 
-/* `login`: checks that /v2/ accepts the credentials of opts (for a
- * bearer-token registry, that a token is granted with them). */
 /* libcurl's own description of itself and the libraries it uses
  * ("libcurl/7.88.1 OpenSSL/3.0.x ..."), loading it; NULL with *err when it
  * cannot be loaded. */
 const char *lbx_registry_curl_version(lbx_err **err);
+/* `login`: checks that /v2/ accepts the credentials of opts (for a
+ * bearer-token registry, that a token is granted with them). */
 int lbx_registry_check_login(const char *host, const lbx_registry_opts *o, lbx_err **err);
 
 /* A WWW-Authenticate challenge `Scheme k="v", k2=v2`: the value of key

@@ -183,17 +183,50 @@ lbx_store_box_reap(lbx_store *s, lbx_box_row *row, lbx_err **err)
   }
   if (ns <= 0)
     ns = lbx_now_ns();
-  lbx_box_unpublish(s->root, row->id, row->name);
   /* The xattr goes only once the row that replaces it is on disk: with
    * synchronous=NORMAL a power cut could undo the commit after the removal
    * reached the disk, and the box's code would be lost. */
   if (n > 0)
     lbx_store_sync_commits(s, true);
-  int r = lbx_store_box_set_exited(s, row->id, code, ns, err);
+  int r = 0;
+  bool changed = false;
+  {
+    LBX_LOCKED(s);
+    _cleanup_finalize_ sqlite3_stmt *st = NULL;
+    /* Only the run this row saw: since it was read, its supervisor may have
+     * recorded the end itself, or a new one (restart) started the box. */
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE boxes SET state = 'exited', pid = 0, exit_code = ?2, "
+                           "finished = ?3 WHERE id = ?1 AND state = 'running' AND pid = ?4",
+                           -1, &st, NULL) != SQLITE_OK)
+      r = lbx_sql_error(s, err, "recording the box's state");
+    if (r == 0) {
+      sqlite3_bind_text(st, 1, row->id, -1, SQLITE_STATIC);
+      sqlite3_bind_int(st, 2, code);
+      sqlite3_bind_int64(st, 3, ns);
+      sqlite3_bind_int(st, 4, row->pid);
+      if (sqlite3_step(st) != SQLITE_DONE)
+        r = lbx_sql_error(s, err, "recording the box's state");
+      else
+        changed = sqlite3_changes(s->db) == 1;
+    }
+  }
   if (n > 0)
     lbx_store_sync_commits(s, false);
-  if (r == 0 && n > 0)
-    removexattr(dir, EXIT_XATTR);
+  if (r == 0 && !changed) {
+    /* what was recorded meanwhile is the truth */
+    lbx_box_row now = {0};
+    if (lbx_store_box_by_id(s, row->id, &now) == 1) {
+      lbx_box_row_clear(row);
+      *row = now;
+    }
+    return 0;
+  }
+  if (r == 0) {
+    lbx_box_unpublish(s->root, row->id, row->name);
+    if (n > 0)
+      removexattr(dir, EXIT_XATTR);
+  }
   /* Shown as ended, with the end it kept, even when a full store cannot
    * take it yet: the xattr stays for the next look. */
   snprintf(row->state, sizeof row->state, "exited");

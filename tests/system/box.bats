@@ -70,6 +70,10 @@ require_fuse() {
 	assert_contains "$output" "/bin/sh -c echo a..."
 	run lbx ps -a --no-trunc
 	assert_contains "$output" "/bin/sh -c echo a command of more than 17 characters"
+	# the cut falls inside a two-byte character: it backs off, the box stays listed
+	lbx create --name utf "$FIXTURE_NAME" /bin/echo hhéééé >/dev/null
+	run lbx ps -a --format '{{.Names}} {{.Command}}'
+	assert_contains "$output" "utf /bin/echo hhéé..."
 	run lbx images
 	assert_success
 	[[ "${lines[0]}" =~ ^REPOSITORY\ +TAG\ +IMAGE\ ID\ +CREATED\ +SIZE$ ]] || fail "header: ${lines[0]}"

@@ -179,9 +179,13 @@ store_is_empty() {
 	[ "$output" = "[\"$REG/lbx/fixture@$m\",\"$REG/lbx/other@$m\"]" ] || fail "RepoDigests: $output"
 	run lbx inspect -f '{{index .RepoDigests 0}}' "$REG/lbx/fixture@$m"
 	[ "$output" = "$REG/lbx/fixture@$m" ] || fail "inspect -f: $output"
+	# a line per tag, as Podman's: the digest's name no longer shows
 	run lbx images --format '{{.Repository}} {{.Tag}} {{.Digest}}'
-	[ "$output" = "$(printf '%s pinned %s\n%s <none> %s\n%s x %s' "$REG/lbx/fixture" "$m" \
-		"$REG/lbx/fixture" "$m" "$REG/lbx/other" "$m")" ] || fail "images .Digest: $output"
+	[ "$output" = "$(printf '%s pinned %s\n%s x %s' "$REG/lbx/fixture" "$m" "$REG/lbx/other" "$m")" ] ||
+		fail "images .Digest: $output"
+	run lbx images --format json
+	jq -e --arg t "$REG/lbx/fixture:pinned" '.[0].RepoTags | index($t) != null and all(test("@") | not)' \
+		<<<"$output" >/dev/null || fail "images json RepoTags: $output"
 }
 
 # --- manifest lists -------------------------------------------------------------

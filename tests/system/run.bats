@@ -269,6 +269,10 @@ teardown() {
 	[ "$(lbx logs e1 | grep -c '^once$')" = 2 ] || fail "logs: $(lbx logs e1)"
 	run --separate-stderr lbx restart nosuchbox
 	assert_one_line_error nosuchbox "no such box"
+	lbx run -d --rm --name gone bb sleep 1000 >/dev/null
+	run --separate-stderr lbx restart -t 0 gone
+	assert_one_line_error gone "--rm"
+	[ "$(lbx inspect gone | jq -r '.[0].State.Status')" = running ] || fail "restart touched an --rm box"
 	run --separate-stderr lbx restart -t -1 r1
 	assert_one_line_error "--time"
 }

@@ -79,6 +79,7 @@ static const struct row rows[] = {
     {"{{if .Id}}a{{else range .Names}}b{{end}}", NULL, "other than \"if\" or \"with\""},
     {"{{if .Missing}}a{{else if .Nothing}}b{{end", NULL, "not closed"},
     {"{{if .Missing}}a{{else if .Nothing}}b", NULL, "no {{end}}"},
+    {"a{{else if .Id}}b", NULL, "{{else if}} without {{if}}"},
     /* as in Go: else if only in an if, else with only in a with */
     {"{{range .Mounts}}m{{else if .Names}}n{{end}}", NULL, "{{else if}} outside an {{if}}"},
     {"{{if .Missing}}m{{else with .Names}}n{{end}}", NULL, "{{else with}} outside a {{with}}"},
