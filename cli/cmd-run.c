@@ -1000,6 +1000,7 @@ restart_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       lbx_cli_box_args(s, "restart", all, o.running, argc, argv, first, err);
   if (!keys)
     return 125;
+  bool failed = false;
   for (char **k = keys; *k; k++) {
     /* start_box closes the store before it forks: opened again each time */
     if (!(s = lbx_cli_store(cli, err)))
@@ -1013,12 +1014,16 @@ restart_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     bool running = lbx_cli_box_running(s, &box);
     if (!running && o.running)
       continue;
-    /* its supervisor removes it as it stops, under a restart's feet */
+    /* its supervisor removes it as it stops, under a restart's feet; the
+     * other boxes of an --all are restarted all the same */
     _cleanup_json_ json_t *cfg = json_loads(box.config, 0, NULL);
-    if (json_is_true(json_object_get(cfg, "AutoRemove")))
-      return lbx_error(err, EINVAL,
-                       "restart: box %s was made with --rm: it is removed when it stops", box.name),
-             125;
+    if (running && json_is_true(json_object_get(cfg, "AutoRemove"))) {
+      if (!*err)
+        lbx_error(err, EINVAL, "restart: box %s was made with --rm: it is removed when it stops",
+                  box.name);
+      failed = true;
+      continue;
+    }
     if (running) {
       /* a failed SIGTERM is a box already ending: waited for all the same */
       if (signal_box(s, &box, SIGTERM) < 0 || lbx_cli_box_wait(s, box.id, o.timeout * 1000) < 0) {
@@ -1036,7 +1041,7 @@ restart_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       return rc;
     printf("%s\n", *k);
   }
-  return 0;
+  return failed ? 125 : 0;
 }
 
 static int
@@ -1400,8 +1405,9 @@ const lbx_cmd lbx_run_cmds[] = {
      "\n"
      "Stop each running box as stop does (SIGTERM, then SIGKILL after the\n"
      "grace time), then start it again in the background; created and exited\n"
-     "boxes are just started. Prints the names (IDs with --all). A box made\n"
-     "with --rm is refused: it is removed when it stops.\n"
+     "boxes are just started. Prints the names (IDs with --all). A running\n"
+     "box made with --rm is refused (it is removed when it stops); the others\n"
+     "are restarted all the same.\n"
      "\n"
      "Options:\n"
      "  -a, --all            every box (with --running: every running box)\n"

@@ -273,6 +273,13 @@ teardown() {
 	run --separate-stderr lbx restart -t 0 gone
 	assert_one_line_error gone "--rm"
 	[ "$(lbx inspect gone | jq -r '.[0].State.Status')" = running ] || fail "restart touched an --rm box"
+	# with -a the others are restarted all the same
+	pid="$(lbx inspect r1 | jq -r '.[0].State.Pid')"
+	run --separate-stderr lbx restart -a --running -t 0
+	assert_one_line_error gone "--rm"
+	[ "$output" = "$(lbx inspect r1 | jq -r '.[0].Id')" ] || fail "restart -a beside an --rm box: $output"
+	[ "$(lbx inspect r1 | jq -r '.[0].State.Pid')" != "$pid" ] || fail "r1 was not restarted"
+	[ "$(lbx inspect gone | jq -r '.[0].State.Status')" = running ]
 	run --separate-stderr lbx restart -t -1 r1
 	assert_one_line_error "--time"
 }
