@@ -99,7 +99,7 @@ store_content(struct layer_ctx *c, const lbx_tar_entry *te, uint8_t digest[LBX_D
   struct statvfs vfs;
   if (fstatvfs(fd, &vfs) == 0 && vfs.f_frsize > 0 &&
       te->size / vfs.f_frsize >= (uint64_t)vfs.f_bavail) {
-    unlink(tmp);
+    lbx_layer_tx_drop_tmp(tmp);
     return lbx_error(err, ENOSPC,
                      "%s: \"%s\": its %llu bytes do not fit in the %llu bytes free in %s", c->name,
                      te->path, (unsigned long long)te->size,
@@ -110,14 +110,14 @@ store_content(struct layer_ctx *c, const lbx_tar_entry *te, uint8_t digest[LBX_D
     ssize_t n =
         lbx_tar_read(c->tar, c->buf, left < BUFFERED_MAX ? (size_t)left : BUFFERED_MAX, err);
     if (n <= 0) {
-      unlink(tmp);
+      lbx_layer_tx_drop_tmp(tmp);
       if (n == 0)
         return lbx_error(err, EIO, "%s: \"%s\": unexpected end of data", c->name, te->path);
       return -1;
     }
     lbx_sha256_update(md, c->buf, (size_t)n);
     if ((r = lbx_write_all(fd, c->buf, (size_t)n)) < 0) {
-      unlink(tmp);
+      lbx_layer_tx_drop_tmp(tmp);
       return lbx_error_errno(err, -r, "%s: \"%s\": writing its content", c->name, te->path);
     }
     left -= (uint64_t)n;

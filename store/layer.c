@@ -64,6 +64,7 @@ struct lbx_layer_tx {
   pthread_t syncer;
   bool syncing;            /* syncer was started and not yet joined */
   atomic_bool syncer_done; /* set by syncer as it ends */
+  int anon;                /* tmp files: 1 O_TMPFILE, 0 named, -1 not tried yet */
 };
 
 int
@@ -80,6 +81,7 @@ lbx_layer_tx_begin(lbx_store *s, lbx_layer_tx **out, lbx_err **err)
   tx->s = s;
   tx->syncfd = fd;
   tx->spill_fd = -1;
+  tx->anon = -1;
   *out = tx;
   return 0;
 }
@@ -285,8 +287,41 @@ record_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], uint64_t siz
   return 0;
 }
 
-/* Renames a written tmp file to its content address, making the fan-out
- * directory on first use. The file is 0444: contents are immutable. */
+/* Gives an O_TMPFILE file the name path (its directory must exist). */
+static int
+link_anon(int fd, const char *path)
+{
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+  return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+}
+
+/* Puts a synced file over path in one step: a named tmp file is renamed,
+ * an anonymous one is first named in tmp/. */
+static int
+replace_with(lbx_layer_tx *tx, int fd, const char *tmp, const char *path)
+{
+  if (tmp)
+    return rename(tmp, path) == 0 ? 0 : -errno;
+  for (unsigned i = 0;; i++) {
+    char side[4096];
+    snprintf(side, sizeof side, "%s/blob-%ld-%u", tx->s->tmpdir, (long)getpid(), i);
+    int r = link_anon(fd, side);
+    if (r == -EEXIST && i < 1000)
+      continue;
+    if (r < 0)
+      return r;
+    if (rename(side, path) == 0)
+      return 0;
+    r = -errno;
+    unlink(side);
+    return r;
+  }
+}
+
+/* Names a written tmp file by its content address, making the fan-out
+ * directory on first use. The file is 0444: contents are immutable. tmp is
+ * NULL for an O_TMPFILE file. */
 static int
 place_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], int fd, const char *tmp)
 {
@@ -296,17 +331,19 @@ place_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], int fd, const
     /* Never replace a file another load may already have synced and be
      * about to commit a row for: that row would then name our unsynced
      * copy. */
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+    int r = tmp ? (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0 ? 0 : -errno)
+                : link_anon(fd, path);
+    if (r == 0)
       return 0;
-    if (errno == EEXIST) {
+    if (r == -EEXIST) {
       /* A file without a row: maybe torn by a crash, maybe another load's.
        * Replace it only with bytes already on disk. */
       if (fdatasync(fd) < 0)
         return -errno;
-      return rename(tmp, path) == 0 ? 0 : -errno;
+      return replace_with(tx, fd, tmp, path);
     }
-    if (errno != ENOENT || attempt)
-      return -errno;
+    if (r != -ENOENT || attempt)
+      return r;
     char *slash = strrchr(path, '/');
     *slash = '\0';
     if (mkdir(path, 0700) < 0 && errno != EEXIST)
@@ -316,9 +353,34 @@ place_blob(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], int fd, const
   return -EIO;
 }
 
+/* An O_TMPFILE file when the store's file system and /proc allow (*path
+ * NULL), else a named one in tmp/. Anonymous files make the layer's blob
+ * writes touch one directory each instead of three times tmp/, whose block
+ * the early syncs kept under writeback: the tar thread waited on it (85 ms
+ * of a 0.8 s pull). A killed load leaves no tmp file behind either. */
 int
 lbx_layer_tx_tmpfile(lbx_layer_tx *tx, char **path)
 {
+  *path = NULL;
+  if (tx->anon != 0) {
+    int fd = open(tx->s->tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (tx->anon == 1 || (errno != EOPNOTSUPP && errno != EISDIR)))
+      return -errno;
+    if (fd >= 0 && tx->anon < 0) {
+      /* linkat needs /proc to name the file (AT_EMPTY_PATH needs a
+       * capability a rootless user lacks) */
+      char self[64];
+      snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+      tx->anon = access(self, F_OK) == 0;
+      if (!tx->anon) {
+        close(fd);
+        fd = -1;
+      }
+    }
+    if (fd >= 0)
+      return fd;
+    tx->anon = 0;
+  }
   char *p = lbx_xasprintf("%s/blob-XXXXXX", tx->s->tmpdir);
   int fd = mkostemp(p, O_CLOEXEC);
   if (fd < 0) {
@@ -330,18 +392,25 @@ lbx_layer_tx_tmpfile(lbx_layer_tx *tx, char **path)
   return fd;
 }
 
+void
+lbx_layer_tx_drop_tmp(const char *path)
+{
+  if (path)
+    unlink(path);
+}
+
 int
 lbx_layer_tx_put_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], int fd,
                       const char *path, uint64_t size)
 {
   int r = lbx_layer_tx_has_blob(tx, digest, size);
   if (r != 0) {
-    unlink(path);
+    lbx_layer_tx_drop_tmp(path);
     return r < 0 ? r : 0;
   }
   if (fchmod(fd, 0444) < 0 || (r = place_blob(tx, digest, fd, path)) < 0) {
     r = r < 0 ? r : -errno;
-    unlink(path);
+    lbx_layer_tx_drop_tmp(path);
     return r;
   }
   return record_file(tx, digest, size);
@@ -357,7 +426,7 @@ lbx_layer_tx_put_data(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], co
     return fd;
   int r = lbx_write_all(fd, data, len);
   if (r < 0) {
-    unlink(path);
+    lbx_layer_tx_drop_tmp(path);
     return r;
   }
   return lbx_layer_tx_put_file(tx, digest, fd, path, len);

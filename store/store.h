@@ -76,9 +76,11 @@ int lbx_layer_tx_put_inline(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LE
 int lbx_layer_tx_put_data(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], const void *data,
                           size_t len);
 /* For contents too big to hold in memory: a tmp file to write while hashing,
- * then put_file (renames it into place, or drops it if the content is
- * already stored). */
+ * then put_file (names it by its content, or drops it if the content is
+ * already stored). *path is NULL for an anonymous (O_TMPFILE) file; a
+ * caller that gives up on the file calls drop_tmp(path) and closes fd. */
 int lbx_layer_tx_tmpfile(lbx_layer_tx *tx, char **path); /* returns an fd or -errno */
+void lbx_layer_tx_drop_tmp(const char *path);
 int lbx_layer_tx_put_file(lbx_layer_tx *tx, const uint8_t digest[LBX_DIGEST_LEN], int fd,
                           const char *path, uint64_t size);
 /* Copies the entry (strings and blobs) into the transaction: 0 or -errno
