@@ -57,6 +57,11 @@ lbx_store *lbx_cli_store_box(lbx_cli *cli, const char *key, struct lbx_box_row *
 bool lbx_cli_box_running(lbx_store *s, struct lbx_box_row *box);
 /* A box name as Podman takes them: [a-zA-Z0-9][a-zA-Z0-9_.-]* */
 bool lbx_cli_valid_name(const char *name);
+/* In a process about to become a daemon (a detached supervisor, a mount's
+ * server): closes every descriptor from 3 up but keep (-1: none). What
+ * the caller left open (a pipe its shell or test runner reads to the end,
+ * bats's fd 3) must not stay open for the daemon's whole life. */
+void lbx_cli_close_inherited(int keep);
 /* `inspect BOX`: the box's row, its settings and state, Podman's keys. */
 struct json_t;
 struct json_t *lbx_cli_box_json(lbx_store *s, struct lbx_box_row *box);

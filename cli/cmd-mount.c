@@ -251,6 +251,7 @@ mount_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error_errno(err, errno, "fork"), 125;
   if (pid == 0) {
     close(p[0]);
+    lbx_cli_close_inherited(p[1]);
     lbx_err *e = NULL;
     if (daemon_mount(&d, &e) < 0) {
       if (write(p[1], e->msg, strlen(e->msg)) < 0)

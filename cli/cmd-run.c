@@ -328,6 +328,18 @@ box_opt(void *ctx, int opt, char *arg)
   return 0;
 }
 
+void
+lbx_cli_close_inherited(int keep)
+{
+  if (keep < 3) {
+    close_range(3, ~0U, 0);
+    return;
+  }
+  if (keep > 3)
+    close_range(3, (unsigned)keep - 1, 0);
+  close_range((unsigned)keep + 1, ~0U, 0);
+}
+
 bool
 lbx_cli_valid_name(const char *n)
 {
@@ -728,6 +740,7 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
     int done_fd = attach ? fcntl(ready[1], F_DUPFD_CLOEXEC, 3) : -1;
     if (!attach) {
       setsid();
+      lbx_cli_close_inherited(ready[1]);
       int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
       if (nul >= 0) {
         dup2(nul, 0);

@@ -748,8 +748,14 @@ lbx_box_ns_enter(const char *name, int flags, bool keep_id, bool *single_id, lbx
       return lbx_failf(f, 125, "box %s: mapping uid %u into the box: %s", name, (unsigned)uid,
                        strerror(-r));
   }
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-    return lbx_failf(f, 125, "box %s: a private mount tree: %s", name, strerror(errno));
+  /* Slave, as bubblewrap does: the box's mounts never reach the host, and
+   * the host's unmounts reach this copy. Private, the copy kept every host
+   * mount that existed at start alive for the box's whole life (another
+   * lazybox mount's daemon stayed after its umount, and whatever held its
+   * pipes waited with it). A host whose / is private propagates nothing
+   * either way. */
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+    return lbx_failf(f, 125, "box %s: a mount tree of its own: %s", name, strerror(errno));
   *single_id = rootless && !full_map;
   return 0;
 }

@@ -104,6 +104,21 @@ mount_ok() {
 	[ -d "$BATS_TEST_TMPDIR/mnt" ] || fail "a chosen mount point must stay"
 }
 
+@test "the mount daemon keeps none of its caller's descriptors: a pipe on fd 7 ends when mount returns" {
+	lbx load -q -i "$LBX_FIXTURE_OCI"
+	mkdir "$BATS_TEST_TMPDIR/mnt"
+	echo "$BATS_TEST_TMPDIR/mnt" >>"$MOUNTS"
+	# cat ends when every writer of its pipe is gone: the daemon, which
+	# outlives mount, must not be one (as bats's own fd 3, or $(...))
+	run timeout 20 bash -c '"$1" --root "$2" mount "$3" "$4" 7>&1 | cat' sh "$LAZYBOX" "$LAZYBOX_ROOT" \
+		"$FIXTURE_NAME" "$BATS_TEST_TMPDIR/mnt"
+	[ "$status" -eq 0 ] || fail "mount | cat ended with $status (124: the daemon held the pipe): $output"
+	[ "$output" = "$BATS_TEST_TMPDIR/mnt" ] || fail "mount printed: $output"
+	mountpoint -q "$BATS_TEST_TMPDIR/mnt" || fail "not mounted"
+	run lbx umount "$BATS_TEST_TMPDIR/mnt"
+	assert_success
+}
+
 @test "mount errors: unknown image, missing directory; rmi of a mounted image refused" {
 	run --separate-stderr lbx mount nosuch:img
 	assert_one_line_error nosuch

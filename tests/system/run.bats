@@ -656,6 +656,16 @@ teardown() {
 		fail "the twins' files mixed: $(cat "$BATS_TEST_TMPDIR/out/a") $(cat "$BATS_TEST_TMPDIR/out/b")"
 }
 
+@test "a detached box's supervisor keeps none of its caller's descriptors: a pipe on fd 7 ends when run -d returns" {
+	# cat ends when every writer of its pipe is gone: the supervisor, which
+	# outlives run -d, must not be one (as bats's own fd 3, or $(...))
+	run timeout 20 bash -c '"$1" --root "$2" run -d --name fdk bb sleep 1000 7>&1 | cat' sh "$LAZYBOX" "$LAZYBOX_ROOT"
+	[ "$status" -eq 0 ] || fail "run -d | cat ended with $status (124: the supervisor held the pipe): $output"
+	[[ "$output" =~ ^[0-9a-f]{64}$ ]] || fail "run -d printed: $output"
+	[ "$(lbx inspect fdk | jq -r '.[0].State.Status')" = running ] || fail "the box is not running"
+	lbx rm -f fdk >/dev/null
+}
+
 @test "20 boxes from one image run at once" {
 	local i ids=()
 	for i in $(seq 20); do
