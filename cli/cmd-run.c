@@ -857,9 +857,15 @@ flag_opt(void *ctx, int opt, char *arg)
     o->attach = true;
   else if (opt == 'i')
     o->interactive = true;
-  else if (opt == 't')
-    o->timeout = strtol(arg, NULL, 10);
-  else if (opt == 's')
+  else if (opt == 't') {
+    /* whole seconds, as Podman's --time: "abc", "5x" or "" are refused,
+     * not read as 0 (which stopped the box at once) */
+    char *end;
+    errno = 0;
+    o->timeout = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || o->timeout < -1)
+      return -1;
+  } else if (opt == 's')
     o->signal = arg;
   else if (opt == 'R')
     o->running = true;

@@ -132,9 +132,18 @@ lbx_parse_opts(const lbx_cmd *cmd, int argc, char **argv, const char *shortopts,
       return -1;
     }
     if (on_opt(ctx, c, optarg) < 0) {
+      /* named as the user can find it in --help: the long name if any */
+      const char *lname = NULL;
+      for (const struct option *o = longopts; o && o->name; o++)
+        if (o->val == c && !o->flag)
+          lname = o->name;
       *exit_code = 125;
-      lbx_error(err, EINVAL, "%s: invalid value \"%s\" for an option", cmd->name,
-                optarg ? optarg : "");
+      if (lname)
+        lbx_error(err, EINVAL, "%s: invalid value \"%s\" for --%s", cmd->name, optarg ? optarg : "",
+                  lname);
+      else
+        lbx_error(err, EINVAL, "%s: invalid value \"%s\" for -%c", cmd->name, optarg ? optarg : "",
+                  c);
       return -1;
     }
   }

@@ -666,6 +666,20 @@ teardown() {
 	lbx rm -f fdk >/dev/null
 }
 
+@test "stop and restart refuse a --time that is not a whole number, and leave the box running" {
+	lbx run -d --name tt bb sleep 1000 >/dev/null
+	local t
+	for t in abc 5x "" -2; do
+		run --separate-stderr lbx stop -t "$t" tt
+		[ "$status" -eq 125 ] || fail "stop -t '$t': status $status"
+		assert_one_line_error "--time"
+		run --separate-stderr lbx restart --time "$t" tt
+		[ "$status" -eq 125 ] || fail "restart --time '$t': status $status"
+	done
+	[ "$(lbx inspect tt | jq -r '.[0].State.Status')" = running ] || fail "a refused stop stopped the box"
+	lbx rm -f tt >/dev/null
+}
+
 @test "20 boxes from one image run at once" {
 	local i ids=()
 	for i in $(seq 20); do
