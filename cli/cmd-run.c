@@ -694,7 +694,8 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
       .user = p.user,
       .hostname = hostname && *hostname ? hostname : short_id,
       .tty = tty,
-      .interactive = attach && json_is_true(json_object_get(p.box, "Interactive")),
+      /* detached, stdin is a pipe kept open (below), not the caller's */
+      .interactive = json_is_true(json_object_get(p.box, "Interactive")),
       .attach = attach,
       .read_only = json_is_true(json_object_get(p.box, "ReadOnly")),
       .no_new_privs = json_is_true(json_object_get(p.box, "NoNewPrivileges")),
@@ -746,6 +747,15 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
         dup2(nul, 0);
         dup2(nul, 1);
         dup2(nul, 2);
+      }
+      /* -i with nobody attached: the box's stdin stays open, never written
+       * (Podman's conmon keeps its pipe), so `run -di IMAGE cat` or a shell
+       * keeps running instead of reading the end at once. The write end
+       * lives as long as this process. */
+      int keep[2];
+      if (l.interactive && !l.tty && pipe2(keep, O_CLOEXEC) == 0) {
+        dup2(keep[0], 0);
+        close(keep[0]);
       }
     }
     struct termios raw_saved;

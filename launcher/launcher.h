@@ -43,7 +43,8 @@ typedef struct lbx_launch {
   const char *user;    /* "", "name", "uid", "name:group", "uid:gid" */
   const char *hostname;
   bool tty;         /* a pty from the box's own devpts */
-  bool interactive; /* the caller's stdin goes to the box */
+  bool interactive; /* the supervisor's stdin goes to the box (attached: the
+                     * caller's; detached: a pipe that stays open) */
   bool attach;      /* the box's output also goes to the caller */
   bool read_only;   /* the root is mounted read-only */
   bool no_new_privs;

@@ -680,6 +680,22 @@ teardown() {
 	lbx rm -f tt >/dev/null
 }
 
+@test "run -di and create -i + start: stdin stays open with nobody attached, as Podman's; without -i it ends" {
+	lbx run -d -i --name di bb cat >/dev/null
+	lbx create -i --name ci bb cat >/dev/null
+	lbx start ci >/dev/null
+	run lbx run -d --name nodi bb cat
+	assert_success
+	run lbx wait nodi
+	[ "$output" = 0 ] || fail "cat without -i: $output"
+	sleep 1
+	local b
+	for b in di ci; do
+		[ "$(lbx inspect "$b" | jq -r '.[0].State.Status')" = running ] || fail "$b ended: $(lbx inspect "$b" | jq -c '.[0].State')"
+	done
+	lbx rm -f di ci nodi >/dev/null
+}
+
 @test "20 boxes from one image run at once" {
 	local i ids=()
 	for i in $(seq 20); do
