@@ -647,6 +647,17 @@ forward_signal(int sig)
     kill((pid_t)forward_to, sig);
 }
 
+/* ^C and ^\ typed on the terminal reach the supervisor too (one process
+ * group): passed on again they would come twice. Sent to this process
+ * alone (kill, a test runner, timeout -s INT), they are passed on. */
+static void
+forward_user_signal(int sig, siginfo_t *si, void *uc)
+{
+  (void)uc;
+  if (si->si_code != SI_KERNEL)
+    forward_signal(sig);
+}
+
 /* Starts the box; attached: returns its exit code when it ends; detached:
  * 0 once it runs. 125/126/127 with *err when it cannot start. */
 static int
@@ -778,11 +789,10 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, &old_term);
   sigaction(SIGHUP, &sa, &old_hup);
-  /* ^C and ^\ on the terminal reach the supervisor too (one process group):
-   * passing them on again would double them */
-  struct sigaction ign = {.sa_handler = SIG_IGN};
-  sigaction(SIGINT, attach ? &ign : &sa, &old_int);
-  sigaction(SIGQUIT, attach ? &ign : &sa, &old_quit);
+  struct sigaction user = {.sa_sigaction = forward_user_signal, .sa_flags = SA_SIGINFO};
+  sigemptyset(&user.sa_mask);
+  sigaction(SIGINT, attach ? &user : &sa, &old_int);
+  sigaction(SIGQUIT, attach ? &user : &sa, &old_quit);
   char line[800];
   /* room for two terminators: the first line's, and an empty second */
   ssize_t got = lbx_read_all(ready[0], line, sizeof line - 2);

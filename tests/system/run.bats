@@ -696,6 +696,23 @@ teardown() {
 	lbx rm -f di ci nodi >/dev/null
 }
 
+@test "an attached run passes on a SIGINT sent to it alone, as Podman does" {
+	# (^C on a terminal reaches the supervisor itself, in the same process
+	# group; a signal to the lazybox process alone must be passed on)
+	run timeout 60 python3 -c '
+import signal, subprocess, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)
+first = p.stdout.readline().decode().strip()
+p.send_signal(signal.SIGINT)
+rest = p.stdout.read().decode().strip()
+p.wait(timeout=30)
+print(first, rest, "rc=%d" % p.returncode)
+' "$LAZYBOX" --root "$LAZYBOX_ROOT" run --rm bb sh -c 'trap "echo got-INT; exit 4" INT; echo ready; while :; do sleep 0.2; done'
+	assert_success
+	[ "$output" = "ready got-INT rc=4" ] || fail "SIGINT to lazybox run: $output"
+}
+
 @test "20 boxes from one image run at once" {
 	local i ids=()
 	for i in $(seq 20); do
