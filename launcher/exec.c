@@ -118,8 +118,8 @@ setgroups_denied(void)
 }
 
 void
-lbx_become_and_exec(char **argv, char **env, const char *user, const char *workdir, bool tty,
-                    bool no_new_privs, bool single_id, lbx_fail *f)
+lbx_become_and_exec(char **argv, char **env, const char *user, const char *workdir,
+                    bool make_workdir, bool tty, bool no_new_privs, bool single_id, lbx_fail *f)
 {
   lbx_user u;
   char msg[300];
@@ -149,7 +149,10 @@ lbx_become_and_exec(char **argv, char **env, const char *user, const char *workd
     lbx_failf(f, 125, "workdir %s: not an absolute path", wd);
     return;
   }
-  lbx_mkdir_p(wd, 0755);
+  /* run makes a missing workdir, as Podman does; exec does not (a typo in
+   * exec -w would otherwise change the box) */
+  if (make_workdir)
+    lbx_mkdir_p(wd, 0755);
   if (limit_caps(f) < 0)
     return;
   /* single_id: setgroups(2) is denied in a user namespace whose gid map
@@ -167,7 +170,8 @@ lbx_become_and_exec(char **argv, char **env, const char *user, const char *workd
   /* a change of credentials clears the parent-death signal: armed again */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (chdir(wd) < 0) {
-    lbx_failf(f, 125, "workdir %s: %s", wd, strerror(errno));
+    /* 127 for a missing one, as Podman reports it (its runtime's code) */
+    lbx_failf(f, errno == ENOENT ? 127 : 125, "workdir %s: %s", wd, strerror(errno));
     return;
   }
   if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -348,8 +352,8 @@ lbx_exec_in(const lbx_exec *x, lbx_err **err)
       dup2(devnull, 0);
     }
     if (!f.code)
-      lbx_become_and_exec(x->argv, x->env, x->user, x->workdir, x->tty, x->no_new_privs, single_id,
-                          &f);
+      lbx_become_and_exec(x->argv, x->env, x->user, x->workdir, false, x->tty, x->no_new_privs,
+                          single_id, &f);
     char line[600];
     int n = snprintf(line, sizeof line, "%d %s", f.code, f.msg);
     if (write(errp[1], line, (size_t)n) < 0)

@@ -36,8 +36,9 @@ void lbx_box_stop_fs(lbx_boxfs *fs, pthread_t th);
  * Podman's default capabilities), adds the default environment (PATH,
  * HOME, HOSTNAME, TERM with a tty), enters workdir, and execs argv with
  * every other fd closed. Returns only on failure. */
-void lbx_become_and_exec(char **argv, char **env, const char *user, const char *workdir, bool tty,
-                         bool no_new_privs, bool single_id, lbx_fail *f);
+void lbx_become_and_exec(char **argv, char **env, const char *user, const char *workdir,
+                         bool make_workdir, bool tty, bool no_new_privs, bool single_id,
+                         lbx_fail *f);
 
 /* A pty pair from the devpts instance of the current mount namespace. */
 int lbx_open_pty(int *master, int *slave);

@@ -525,8 +525,8 @@ box_main(const lbx_launch *l, const char *root, const struct child_fds *cf, pid_
       signal(sig, SIG_DFL);
   lbx_fail f = {0};
   if (box_setup(l, root, cf, single_id, &f) == 0 && (!l->init || run_init(l, &f) == 0))
-    lbx_become_and_exec(l->argv, l->env, l->user, l->workdir, l->tty, l->no_new_privs, single_id,
-                        &f);
+    lbx_become_and_exec(l->argv, l->env, l->user, l->workdir, true, l->tty, l->no_new_privs,
+                        single_id, &f);
   char line[600];
   int n = snprintf(line, sizeof line, "%d %s", f.code, f.msg);
   if (write(cf->err_w, line, (size_t)n) < 0)

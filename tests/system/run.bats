@@ -172,6 +172,11 @@ teardown() {
 	assert_line "${id:0:12}"
 	run lbx exec -e E=1 -w /tmp web sh -c 'echo $E $(pwd)'
 	[ "$output" = "1 /tmp" ] || fail "exec -e -w: $output"
+	# a workdir that is not there: refused as Podman does (127), not made
+	run -127 --separate-stderr lbx exec -w /no/such/dir web pwd
+	assert_one_line_error "/no/such/dir" "No such file or directory"
+	run lbx diff web
+	[[ "$output" != *"/no"* ]] || fail "exec -w made the directory: $output"
 	run -127 --separate-stderr lbx exec web nosuch
 	[ "$status" -eq 127 ] || fail "exec of a missing command: $status"
 	run lbx exec web sh -c 'exit 9'
