@@ -128,38 +128,56 @@ struct box_opts {
   lbx_err *bad; /* the first bad option value */
 };
 
+/* KEY=VALUE as given, or KEY alone: the caller's value when it has one
+ * (Podman's rule for -e and --env-file). -1 for a variable without a name
+ * ("=x"), which Podman refuses too. */
+static int
+env_append(json_t *env, const char *kv)
+{
+  if (*kv == '=' || !*kv)
+    return -1;
+  if (strchr(kv, '=')) {
+    json_array_append_new(env, json_string(kv));
+    return 0;
+  }
+  const char *v = getenv(kv);
+  if (v) {
+    _cleanup_free_ char *s = lbx_xasprintf("%s=%s", kv, v);
+    json_array_append_new(env, json_string(s));
+  }
+  return 0;
+}
+
 static int
 add_env_file(struct box_opts *o, const char *path)
 {
   _cleanup_fclose_ FILE *f = fopen(path, "re");
-  if (!f)
+  struct stat st;
+  if (!f || fstat(fileno(f), &st) < 0)
     return lbx_error_errno(&o->bad, errno, "--env-file %s", path);
+  if (S_ISDIR(st.st_mode))
+    return lbx_error(&o->bad, EISDIR, "--env-file %s: a directory, not a file", path);
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
-  while ((n = getline(&line, &cap, f)) >= 0) {
+  int r = 0;
+  while (r == 0 && (n = getline(&line, &cap, f)) >= 0) {
     line[strcspn(line, "\r\n")] = '\0';
     const char *p = line + strspn(line, " \t");
-    if (*p && *p != '#')
-      json_array_append_new(o->env, json_string(p));
+    if (*p && *p != '#' && env_append(o->env, p) < 0)
+      r = lbx_error(&o->bad, EINVAL, "--env-file %s: \"%s\": a variable needs a name", path, p);
   }
+  if (r == 0 && ferror(f))
+    r = lbx_error_errno(&o->bad, errno, "--env-file %s", path);
   free(line);
-  return 0;
+  return r;
 }
 
 static void
 add_env(struct box_opts *o, const char *kv)
 {
-  if (strchr(kv, '=')) {
-    json_array_append_new(o->env, json_string(kv));
-    return;
-  }
-  /* -e NAME: the caller's value, when it has one (Podman's rule) */
-  const char *v = getenv(kv);
-  if (v) {
-    _cleanup_free_ char *s = lbx_xasprintf("%s=%s", kv, v);
-    json_array_append_new(o->env, json_string(s));
-  }
+  if (env_append(o->env, kv) < 0)
+    lbx_error(&o->bad, EINVAL, "-e \"%s\": a variable needs a name", kv);
 }
 
 static int
@@ -1231,15 +1249,8 @@ exec_opt(void *ctx, int opt, char *arg)
     o->workdir = arg;
   else if (opt == 'u')
     o->user = arg;
-  else if (opt == 'e') {
-    const char *v = strchr(arg, '=') ? NULL : getenv(arg);
-    if (strchr(arg, '='))
-      json_array_append_new(o->env, json_string(arg));
-    else if (v) {
-      _cleanup_free_ char *kv = lbx_xasprintf("%s=%s", arg, v);
-      json_array_append_new(o->env, json_string(kv));
-    }
-  }
+  else if (opt == 'e')
+    return env_append(o->env, arg);
   return 0;
 }
 

@@ -99,20 +99,38 @@ teardown() {
 	[ "$status" -eq 125 ] || fail "status $status"
 	assert_contains "$stderr" nosuch
 	run --separate-stderr lbx run --rm -v relative:/x bb true
-	[ "$status" -eq 125 ] && assert_contains "$stderr" relative
+	[ "$status" -eq 125 ] || fail "status $status: $stderr"
+	assert_contains "$stderr" relative
 	run --separate-stderr lbx run --rm -w rel bb true
-	[ "$status" -eq 125 ] && assert_contains "$stderr" rel
+	[ "$status" -eq 125 ] || fail "status $status: $stderr"
+	assert_contains "$stderr" rel
 	[ -z "$(lbx ps -aq)" ] || fail "a failed run --rm left a box: $(lbx ps -a)"
 }
 
 @test "run: -e, --env-file, -w, --entrypoint, -i" {
-	printf 'A=from-file\n# comment\n\nB=2\n' >"$BATS_TEST_TMPDIR/envf"
-	export PASSED=through
+	printf 'A=from-file\n# comment\n\nB=2\nFROMCALLER\n' >"$BATS_TEST_TMPDIR/envf"
+	export PASSED=through FROMCALLER=caller-value
 	run lbx run --rm -e X=1 -e PASSED --env-file "$BATS_TEST_TMPDIR/envf" -e B=3 -w /tmp/new/dir bb \
-		sh -c 'echo $X $PASSED $A $B; pwd'
+		sh -c 'echo $X $PASSED $A $B $FROMCALLER; pwd'
 	assert_success
-	assert_line "1 through from-file 3"
+	assert_line "1 through from-file 3 caller-value"
 	assert_line /tmp/new/dir
+	# a variable without a name, a directory as the file: one line, 125
+	run --separate-stderr lbx run --rm -e =x bb true
+	[ "$status" -eq 125 ] || fail "status $status: $stderr"
+	assert_one_line_error '"=x"' "needs a name"
+	printf '=val\n' >"$BATS_TEST_TMPDIR/envbad"
+	run --separate-stderr lbx run --rm --env-file "$BATS_TEST_TMPDIR/envbad" bb true
+	[ "$status" -eq 125 ] || fail "status $status: $stderr"
+	assert_one_line_error "$BATS_TEST_TMPDIR/envbad" "needs a name"
+	run --separate-stderr lbx run --rm --env-file "$BATS_TEST_TMPDIR" bb true
+	[ "$status" -eq 125 ] || fail "status $status: $stderr"
+	assert_one_line_error "$BATS_TEST_TMPDIR" "directory"
+	run --separate-stderr lbx create --env-file "$BATS_TEST_TMPDIR/nope" bb true
+	[ "$status" -eq 125 ] || fail "status $status: $stderr"
+	assert_one_line_error "$BATS_TEST_TMPDIR/nope" "No such file"
+	run lbx ps -a -q
+	[ -z "$output" ] || fail "a refused run or create left a box: $output"
 	run lbx run --rm --entrypoint /bin/echo bb ep-arg
 	[ "$output" = ep-arg ] || fail "--entrypoint: $output"
 	run lbx run --rm --entrypoint /bin/echo bb
@@ -177,6 +195,8 @@ teardown() {
 	assert_one_line_error "/no/such/dir" "No such file or directory"
 	run lbx diff web
 	[[ "$output" != *"/no"* ]] || fail "exec -w made the directory: $output"
+	run -125 --separate-stderr lbx exec -e =x web true
+	assert_one_line_error '"=x"' "--env"
 	run -127 --separate-stderr lbx exec web nosuch
 	[ "$status" -eq 127 ] || fail "exec of a missing command: $status"
 	run lbx exec web sh -c 'exit 9'
