@@ -602,8 +602,15 @@ struct sup_ctx {
   const char *root, *id, *name;
   const struct plan *plan; /* what exec takes from the box (publish_exec) */
   bool auto_remove, no_new_privs;
+  bool owned;      /* this supervisor held the box: only then is --rm its to do */
   lbx_store *kept; /* opened to record the start; records the end and --rm */
 };
+
+static void
+sup_owned(void *ctx)
+{
+  ((struct sup_ctx *)ctx)->owned = true;
+}
 
 /* What exec_run needs to join the box without opening the store; its keys
  * are read by exec_published. */
@@ -743,7 +750,7 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
       .auto_remove = json_is_true(json_object_get(p.box, "AutoRemove")),
       .no_new_privs = l.no_new_privs,
   };
-  lbx_launch_cbs cbs = {&sc, sup_started, sup_exited};
+  lbx_launch_cbs cbs = {&sc, sup_owned, sup_started, sup_exited};
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0)
     return lbx_error_errno(err, errno, "pipe"), 125;
@@ -792,7 +799,9 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
     int code = lbx_supervise(&l, ready[1], &cbs);
     if (raw)
       lbx_term_restore(0, &raw_saved);
-    if (sc.auto_remove && (sc.kept || lbx_store_open(cli->root, 0, &sc.kept, NULL) == 0))
+    /* not when another start runs the box (this one lost the race) */
+    if (sc.auto_remove && sc.owned &&
+        (sc.kept || lbx_store_open(cli->root, 0, &sc.kept, NULL) == 0))
       lbx_store_box_delete(sc.kept, box->id, NULL);
     if (done_fd >= 0) {
       dprintf(done_fd, "exit %d\n", code & 0xff);

@@ -913,11 +913,10 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
 {
   lbx_fail f = {0};
   lbx_err *e = NULL;
-  if (box_files(l, &f) < 0)
-    return report(ready_fd, f.code, f.msg), f.code;
   _cleanup_free_ char *logpath = lbx_xasprintf("%s/ctr.log", l->box_dir);
   lbx_logw *log = NULL;
-  /* the log's lock doubles as "this box runs": a second start stops here */
+  /* the log's lock doubles as "this box runs": a second start stops here,
+   * before it rewrites the /etc files the first one's box is mounting */
   if (lbx_logw_open(logpath, &log, &e) < 0) {
     if (e->code == EBUSY)
       lbx_failf(&f, 125, "box %s is already running", l->name);
@@ -927,6 +926,10 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
     lbx_error_free(e);
     return 125;
   }
+  if (cbs && cbs->owned)
+    cbs->owned(cbs->ctx);
+  if (box_files(l, &f) < 0)
+    return report(ready_fd, f.code, f.msg), f.code;
   int errp[2], outp[2] = {-1, -1}, errout[2] = {-1, -1}, sock[2] = {-1, -1};
   if (pipe2(errp, O_CLOEXEC) < 0 ||
       (l->tty ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock)

@@ -27,6 +27,9 @@ typedef struct lbx_mount_spec {
 
 typedef struct lbx_launch_cbs {
   void *ctx;
+  /* this supervisor holds the box (its log's lock): no other start runs
+   * it; before this, nothing of the box's was touched */
+  void (*owned)(void *ctx);
   /* the box's process runs (exec'd or about to); pid as the host sees it */
   void (*started)(void *ctx, pid_t pid, uint64_t pid_start);
   /* the box's pid 1 ended with code (128+N after signal N) */

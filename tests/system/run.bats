@@ -738,6 +738,26 @@ print(first, rest, "rc=%d" % p.returncode)
 	[ "$output" = "ready got-INT rc=4" ] || fail "SIGINT to lazybox run: $output"
 }
 
+@test "two starts of one box at once: one runs it, the other says it is already running" {
+	local i s1 s2
+	for i in $(seq 8); do
+		lbx create --name "race$i" bb sleep 1000 >/dev/null
+		s1=0 s2=0
+		lbx start "race$i" >"$BATS_TEST_TMPDIR/a" 2>&1 &
+		local p1=$!
+		lbx start "race$i" >"$BATS_TEST_TMPDIR/b" 2>&1 &
+		local p2=$!
+		wait "$p1" || s1=$?
+		wait "$p2" || s2=$?
+		[ $((s1 + s2)) -eq 125 ] ||
+			fail "race$i: starts ended $s1 and $s2: $(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b")"
+		grep -q "already running" "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" ||
+			fail "race$i: the loser's error: $(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b")"
+		[ "$(lbx inspect "race$i" | jq -r '.[0].State.Status')" = running ] || fail "race$i is not running"
+		lbx rm -f "race$i" >/dev/null
+	done
+}
+
 @test "20 boxes from one image run at once" {
 	local i ids=()
 	for i in $(seq 20); do
