@@ -978,6 +978,25 @@ parse_signal(const char *s)
   return -1;
 }
 
+/* What stop sends first: the image's StopSignal (Dockerfile STOPSIGNAL,
+ * import -c), as Podman does; SIGTERM when it has none or one we do not
+ * know. */
+static int
+stop_signal(lbx_store *s, const lbx_box_row *box)
+{
+  lbx_image_row row = {0};
+  _cleanup_free_ char *cfg = NULL;
+  size_t len = 0;
+  if (lbx_store_image_get(s, box->image, &row, &cfg, &len, NULL) < 0)
+    return SIGTERM;
+  lbx_image_row_clear(&row);
+  _cleanup_json_ json_t *whole = json_loadb(cfg, len, 0, NULL);
+  const char *name =
+      json_string_value(json_object_get(json_object_get(whole, "config"), "StopSignal"));
+  int sig = name ? parse_signal(name) : -1;
+  return sig > 0 ? sig : SIGTERM;
+}
+
 /* Signals the box's pid 1, checking it is still that process. */
 static int
 signal_box(lbx_store *s, lbx_box_row *box, int sig)
@@ -1020,7 +1039,7 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
    * handler for: SIGKILL when the grace time is over. */
   bool *sent = lbx_xcalloc(n + 1, sizeof *sent);
   for (size_t i = 0; i < n && rc == 0; i++)
-    sent[i] = boxes[i].id[0] && signal_box(s, &boxes[i], SIGTERM) == 0;
+    sent[i] = boxes[i].id[0] && signal_box(s, &boxes[i], stop_signal(s, &boxes[i])) == 0;
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (size_t i = 0; i < n && rc == 0; i++) {
@@ -1091,8 +1110,9 @@ restart_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       continue;
     }
     if (running) {
-      /* a failed SIGTERM is a box already ending: waited for all the same */
-      if (signal_box(s, &box, SIGTERM) < 0 || lbx_cli_box_wait(s, box.id, o.timeout * 1000) < 0) {
+      /* a failed signal is a box already ending: waited for all the same */
+      if (signal_box(s, &box, stop_signal(s, &box)) < 0 ||
+          lbx_cli_box_wait(s, box.id, o.timeout * 1000) < 0) {
         signal_box(s, &box, SIGKILL);
         lbx_cli_box_wait(s, box.id, -1);
       }
@@ -1425,10 +1445,11 @@ const lbx_cmd lbx_run_cmds[] = {
     {"stop", stop_run, "Stop running boxes",
      "Usage: lazybox stop [OPTIONS] BOX [BOX...] | --all\n"
      "\n"
-     "Send SIGTERM to each box's first process, then SIGKILL when it has not\n"
-     "ended after the grace time; prints the names (IDs with --all). A box\n"
-     "that does not run is not an error. (A first process without a SIGTERM\n"
-     "handler ignores it, as pid 1 does: it is killed after the grace time.)\n"
+     "Send each box's first process its image's stop signal (STOPSIGNAL;\n"
+     "SIGTERM when it has none), then SIGKILL when it has not ended after the\n"
+     "grace time; prints the names (IDs with --all). A box that does not run\n"
+     "is not an error. (A first process without a handler for that signal\n"
+     "ignores it, as pid 1 does: it is killed after the grace time.)\n"
      "\n"
      "Options:\n"
      "  -a, --all            every running box\n"
@@ -1462,7 +1483,7 @@ const lbx_cmd lbx_run_cmds[] = {
     {"restart", restart_run, "Restart boxes",
      "Usage: lazybox restart [OPTIONS] BOX [BOX...] | --all\n"
      "\n"
-     "Stop each running box as stop does (SIGTERM, then SIGKILL after the\n"
+     "Stop each running box as stop does (its stop signal, SIGKILL after the\n"
      "grace time), then start it again in the background; created and exited\n"
      "boxes are just started. Prints the names (IDs with --all). A running\n"
      "box made with --rm is refused (it is removed when it stops); the others\n"

@@ -758,6 +758,35 @@ print(first, rest, "rc=%d" % p.returncode)
 	done
 }
 
+@test "stop and restart send the image's STOPSIGNAL first, SIGTERM without one" {
+	lbx import -q --change 'STOPSIGNAL SIGINT' --change 'ENV PATH=/bin' "$LBX_RUN_TAR" stopint >/dev/null
+	lbx run -d --name si stopint sh -c 'trap "echo got-INT; exit 9" INT; echo ready; while :; do sleep 0.1; done' >/dev/null
+	lbx run -d --name st bb sh -c 'trap "echo got-TERM; exit 7" TERM; echo ready; while :; do sleep 0.1; done' >/dev/null
+	# ready: the trap is set (pid 1 ignores a signal it has no handler for)
+	ready() {
+		local n
+		for _ in $(seq 100); do
+			n="$(lbx logs "$1" | grep -c ready)"
+			[ "$n" -ge "$2" ] && return 0
+			sleep 0.1
+		done
+		fail "$1 never said ready $2 times: $(lbx logs "$1")"
+	}
+	ready si 1
+	ready st 1
+	run lbx stop -t 20 si st
+	assert_success
+	run lbx wait si st
+	[ "${lines[0]}" = 9 ] && [ "${lines[1]}" = 7 ] || fail "exit codes after stop: $output"
+	[ "$(lbx logs si | grep -c got-INT)" = 1 ] || fail "si: $(lbx logs si)"
+	lbx start si >/dev/null
+	ready si 2
+	run lbx restart -t 20 si
+	assert_success
+	[ "$(lbx logs si | grep -c got-INT)" = 2 ] || fail "restart did not send SIGINT: $(lbx logs si)"
+	lbx rm -f si st >/dev/null
+}
+
 @test "20 boxes from one image run at once" {
 	local i ids=()
 	for i in $(seq 20); do
