@@ -51,8 +51,13 @@ load_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return rc;
   if (first < argc)
     return lbx_error(err, EINVAL, "load: unexpected argument \"%s\"", argv[first]), 125;
+  /* as Podman: standard input when no -i is given, unless a terminal */
+  if (!o.input && isatty(0))
+    return lbx_error(err, EINVAL,
+                     "load: give the image archive or layout with -i PATH, or on standard input"),
+           125;
   if (!o.input)
-    return lbx_error(err, EINVAL, "load: give the image archive or layout with -i PATH"), 125;
+    o.input = "-";
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
@@ -717,11 +722,12 @@ rmi_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 
 const lbx_cmd lbx_image_cmds[] = {
     {"load", load_run, "Load an image from a docker-archive tarball or an OCI layout",
-     "Usage: lazybox load -i PATH [-q]\n"
+     "Usage: lazybox load [-i PATH] [-q]\n"
      "\n"
      "Load images from a docker-archive tarball (docker save), or from an OCI\n"
      "image layout given as a directory or a tar file. Layers may be gzip, zstd\n"
      "or uncompressed; layers already in the store are not read again.\n"
+     "Without -i (or with -i -) the archive is read from standard input.\n"
      "\n"
      "Options:\n"
      "  -i, --input PATH   the archive or layout to load\n"

@@ -158,23 +158,52 @@ decompress_archive(struct bundle *b, const char *tmpdir, lbx_err **err)
   return 0;
 }
 
+/* A pipe (`docker save | lazybox load`): copied into an unnamed file in
+ * the store's tmp/ first, as an archive is read out of order. */
+static int
+spool(struct bundle *b, const char *tmpdir, lbx_err **err)
+{
+  int out = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (out < 0)
+    return lbx_error_errno(err, errno, "%s: a tmp file in %s to copy it into", b->name, tmpdir);
+  _cleanup_free_ char *buf = lbx_xmalloc(1u << 20);
+  for (;;) {
+    ssize_t n = read(b->fd, buf, 1u << 20);
+    if (n < 0 && errno == EINTR)
+      continue;
+    int r = n < 0 ? -errno : n > 0 ? lbx_write_all(out, buf, (size_t)n) : 0;
+    if (r < 0) {
+      close(out);
+      return lbx_error_errno(err, -r, "%s: copying it into %s", b->name, tmpdir);
+    }
+    if (n == 0)
+      break;
+  }
+  close(b->fd);
+  b->fd = out;
+  return 0;
+}
+
 static int
 bundle_open(struct bundle *b, const char *path, const char *tmpdir, lbx_err **err)
 {
-  *b = (struct bundle){path, -1, -1, NULL, 0};
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  bool std_in = strcmp(path, "-") == 0;
+  *b = (struct bundle){std_in ? "standard input" : path, -1, -1, NULL, 0};
+  int fd = std_in ? fcntl(0, F_DUPFD_CLOEXEC, 3) : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return lbx_error_errno(err, errno, "%s", path);
+    return lbx_error_errno(err, errno, "%s", b->name);
   struct stat st;
   if (fstat(fd, &st) < 0) {
     close(fd);
-    return lbx_error_errno(err, errno, "%s", path);
+    return lbx_error_errno(err, errno, "%s", b->name);
   }
   if (S_ISDIR(st.st_mode)) {
     b->dirfd = fd;
     return 0;
   }
   b->fd = fd;
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && spool(b, tmpdir, err) < 0)
+    return -1;
   if (decompress_archive(b, tmpdir, err) < 0)
     return -1;
   if (scan_archive(b, err) < 0)

@@ -98,6 +98,26 @@ fixture_id() {
 	assert_tree "$FIXTURE_NAME" "$LBX_FIXTURE_DUMP"
 }
 
+@test "load reads standard input: a pipe without -i, -i -, a gzipped pipe, a redirected file" {
+	require_dump_tool
+	arch="$(cached_image da-gzip.tar fixture_archive_args gzip)"
+	run bash -c 'cat "$1" | "$LAZYBOX" --root "$LAZYBOX_ROOT" load' sh "$arch"
+	assert_success
+	assert_line "Loaded image: $FIXTURE_NAME"
+	assert_tree "$FIXTURE_NAME" "$LBX_FIXTURE_DUMP"
+	lbx rmi -a -f >/dev/null
+	run bash -c 'gzip -c "$1" | "$LAZYBOX" --root "$LAZYBOX_ROOT" load -i -' sh "$arch"
+	assert_success
+	assert_line "Loaded image: $FIXTURE_NAME"
+	assert_tree "$FIXTURE_NAME" "$LBX_FIXTURE_DUMP"
+	run bash -c '"$LAZYBOX" --root "$LAZYBOX_ROOT" load -q <"$1"' sh "$arch"
+	assert_success
+	[ -z "$(ls -A "$LAZYBOX_ROOT/tmp")" ] || fail "the copy of the pipe was left in tmp/: $(ls -A "$LAZYBOX_ROOT/tmp")"
+	# not an archive: one line naming standard input
+	run --separate-stderr bash -c 'echo not-an-archive | "$LAZYBOX" --root "$LAZYBOX_ROOT" load'
+	assert_one_line_error "standard input"
+}
+
 @test "load docker-archive (zstd layers)" {
 	require_dump_tool
 	require_cmd zstd
