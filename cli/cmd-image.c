@@ -178,6 +178,38 @@ split_name(const char *name, char **repo, char **tag)
   }
 }
 
+/* `images REPO` without a tag, as Podman: every tag of the repository,
+ * named in full or by its last components ("other" is localhost/other,
+ * "bench/debian" docker.io/bench/debian). */
+static bool
+repo_matches(const char *name, const char *want)
+{
+  _cleanup_free_ char *repo = NULL, *tag = NULL;
+  split_name(name, &repo, &tag);
+  size_t r = strlen(repo), w = strlen(want);
+  return strcmp(repo, want) == 0 ||
+         (r > w && repo[r - w - 1] == '/' && strcmp(repo + r - w, want) == 0);
+}
+
+/* `images NAME:TAG`: that name's line alone, named in full or by its last
+ * components ("other:v1" is localhost/other:v1). */
+static bool
+name_matches(const char *name, const char *want)
+{
+  size_t n = strlen(name), w = strlen(want);
+  return strcmp(name, want) == 0 ||
+         (n > w && name[n - w - 1] == '/' && strcmp(name + n - w, want) == 0);
+}
+
+static bool
+any_repo_matches(char *const *names, const char *want)
+{
+  for (; *names; names++)
+    if (repo_matches(*names, want))
+      return true;
+  return false;
+}
+
 /* The names `images` shows a line for (a new NULL-terminated array of the
  * row's strings): the tagged ones, else the first "repo@digest" one. */
 static char **
@@ -261,12 +293,21 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   lbx_store *s = lbx_cli_store(cli, err);
   if (!s)
     return 125;
-  /* an optional operand filters by name, as "podman images busybox" */
+  /* an optional operand filters by name, as "podman images busybox": a
+   * repository without a tag lists all its tags; a name with a tag, a
+   * digest or an ID prefix, that one image */
   char filter_id[LBX_DIGEST_HEX] = "";
+  const char *filter_repo = NULL, *filter_name = NULL;
   if (first < argc) {
+    const char *a = argv[first], *slash = strrchr(a, '/');
+    bool tagless = !strchr(a, '@') && !strchr(slash ? slash : a, ':');
     /* no match is an empty list, as in Podman, not an error */
     lbx_err *e = NULL;
-    if (lbx_image_resolve(s, argv[first], filter_id, &e) < 0)
+    if (!tagless && !strchr(a, '@'))
+      filter_name = a;
+    if (tagless && !lbx_store_image_by_id(s, a, filter_id))
+      filter_repo = a;
+    else if (lbx_image_resolve(s, a, filter_id, &e) < 0)
       snprintf(filter_id, sizeof filter_id, "-"); /* matches no ID */
     lbx_error_free(e);
   }
@@ -279,7 +320,8 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
      * name, as the table has one line per name */
     _cleanup_json_ json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-      if (*filter_id && strcmp(rows[i].id, filter_id) != 0)
+      if ((*filter_id && strcmp(rows[i].id, filter_id) != 0) ||
+          (filter_repo && !any_repo_matches(rows[i].names, filter_repo)))
         continue;
       _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
       _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
@@ -301,6 +343,9 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
        * only by digest ("repo@sha256:...") gets one <none> line */
       char **shown = tagged_names(rows[i].names);
       for (size_t k = 0; k == 0 || shown[k]; k++) {
+        if (shown[k] && ((filter_repo && !repo_matches(shown[k], filter_repo)) ||
+                         (filter_name && !name_matches(shown[k], filter_name))))
+          continue; /* only the repository's tags, or the name asked for */
         _cleanup_free_ char *repo = NULL, *tag = NULL;
         if (shown[k])
           split_name(shown[k], &repo, &tag);
@@ -334,7 +379,8 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   } else if (json) {
     _cleanup_json_ json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-      if (*filter_id && strcmp(rows[i].id, filter_id) != 0)
+      if ((*filter_id && strcmp(rows[i].id, filter_id) != 0) ||
+          (filter_repo && !any_repo_matches(rows[i].names, filter_repo)))
         continue;
       json_t *names = json_array();
       for (char **p = rows[i].names; *p; p++)
@@ -353,7 +399,8 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     printf("%s\n", text);
   } else {
     for (size_t i = 0; i < n; i++)
-      if (!*filter_id || strcmp(rows[i].id, filter_id) == 0)
+      if ((!*filter_id || strcmp(rows[i].id, filter_id) == 0) &&
+          (!filter_repo || any_repo_matches(rows[i].names, filter_repo)))
         printf(o.no_trunc ? "sha256:%s\n" : "%.12s\n", rows[i].id);
   }
   lbx_image_rows_free(rows, n);
@@ -749,7 +796,9 @@ const lbx_cmd lbx_image_cmds[] = {
      "Usage: lazybox images [OPTIONS] [IMAGE]\n"
      "\n"
      "List images: REPOSITORY TAG IMAGE ID CREATED SIZE, one line per name,\n"
-     "each column as wide as its widest cell.\n"
+     "each column as wide as its widest cell. IMAGE without a tag lists every\n"
+     "tag of that repository (\"other\" matches localhost/other); with a tag,\n"
+     "that name; an ID prefix, that image.\n"
      "\n"
      "Options:\n"
      "  -a, --all            show all images (lazybox keeps no intermediate ones)\n"

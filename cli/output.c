@@ -28,6 +28,8 @@ lbx_human_ago(int64_t ns)
   int64_t secs = (lbx_now_ns() - ns) / 1000000000;
   if (secs < 1)
     return lbx_xstrdup("Less than a second ago");
+  if (secs == 1)
+    return lbx_xstrdup("1 second ago"); /* as go-units says it */
   if (secs < 60)
     return lbx_xasprintf("%lld seconds ago", (long long)secs);
   int64_t mins = secs / 60;

@@ -203,6 +203,20 @@ fixture_id() {
 	jq -e '.[0].Size > 5000000' <<<"$output" >/dev/null || fail "Size: $output"
 }
 
+@test "images REPO lists every tag of the repository, by full or short name; REPO:TAG that line alone" {
+	load_ok "$LBX_FIXTURE_OCI"
+	lbx tag "$FIXTURE_NAME" other:v1 other:v2 quay.io/x/y:z
+	tags() { lbx images --format '{{.Repository}}:{{.Tag}}' "$@" | sort | tr '\n' ' '; }
+	[ "$(tags other)" = "localhost/other:v1 localhost/other:v2 " ] || fail "images other: $(tags other)"
+	[ "$(tags localhost/other)" = "localhost/other:v1 localhost/other:v2 " ] || fail "full name: $(tags localhost/other)"
+	[ "$(tags quay.io/x/y)" = "quay.io/x/y:z " ] || fail "quay.io/x/y: $(tags quay.io/x/y)"
+	[ "$(tags y)" = "quay.io/x/y:z " ] || fail "y: $(tags y)"
+	[ "$(tags other:v2)" = "localhost/other:v2 " ] || fail "other:v2: $(tags other:v2)"
+	[ "$(tags nosuch)" = "" ] || fail "nosuch: $(tags nosuch)"
+	[ "$(lbx images -q other)" = "$(lbx images -q "$FIXTURE_NAME")" ] || fail "-q other"
+	[ "$(lbx images --format json x/y | jq length)" = 1 ] || fail "json x/y"
+}
+
 @test "images: empty store prints only the header" {
 	run lbx images
 	assert_success
