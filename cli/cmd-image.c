@@ -674,8 +674,15 @@ static int
 rmi_one(lbx_store *s, const char *arg, bool force, lbx_err **err)
 {
   char id[LBX_DIGEST_HEX];
-  if (lbx_image_resolve(s, arg, id, err) < 0)
+  if (lbx_image_resolve(s, arg, id, err) < 0) {
+    /* -f: a missing image is no error, as Podman (cleanup scripts) */
+    if (force && *err && (*err)->code == ENOENT) {
+      lbx_error_free(*err);
+      *err = NULL;
+      return 0;
+    }
     return -1;
+  }
   lbx_image_row row;
   if (lbx_store_image_get(s, id, &row, NULL, NULL, err) < 0)
     return -1;
@@ -850,6 +857,7 @@ const lbx_cmd lbx_image_cmds[] = {
      "Options:\n"
      "  -a, --all     remove every image\n"
      "  -f, --force   remove an image with several names by ID, or one that\n"
-     "                boxes use (the boxes, if not mounted, are removed with it)\n"},
+     "                boxes use (the boxes, if not mounted, are removed with it);\n"
+     "                an image that is not there is no error\n"},
     {0},
 };

@@ -294,6 +294,11 @@ fixture_id() {
 	assert_success
 	run --separate-stderr lbx inspect localhost/other:v2
 	assert_failure
+	# a missing image: an error, but not with -f (as Podman, for cleanups)
+	run --separate-stderr lbx rmi localhost/other:v2
+	assert_one_line_error "no such image"
+	run lbx rmi -f localhost/other:v2 nosuch:tag
+	assert_success
 
 	run lbx rmi "$FIXTURE_NAME"
 	assert_success
