@@ -1,7 +1,8 @@
-/* Boxes as records: ps, rm, diff. A box is a row and an upper dir over its
- * image; cmd-run.c creates and runs them. */
+/* Boxes as records: ps, rm, diff, inspect. A box is a row and an upper dir
+ * over its image; cmd-run.c creates and runs them. */
 #include "cli.h"
 #include "mounts.h"
+#include "plan.h"
 #include "launcher.h"
 #include "pull.h"
 #include "ref.h"
@@ -661,3 +662,98 @@ const lbx_cmd lbx_box_cmds[] = {
      "files stay as they are.\n"},
     {0},
 };
+
+/* ---- inspect BOX ---- */
+
+static char *
+time_or_zero(int64_t ns)
+{
+  return ns ? lbx_rfc3339(ns) : lbx_xstrdup("0001-01-01T00:00:00Z");
+}
+
+json_t *
+lbx_cli_box_json(lbx_store *s, lbx_box_row *box)
+{
+  bool running = lbx_cli_box_running(s, box);
+  struct plan p;
+  lbx_err *e = NULL;
+  bool planned = lbx_plan_make(s, box, &p, &e) == 0;
+  lbx_error_free(e);
+  json_t *cfg = planned ? p.box : json_loads(box->config, 0, NULL);
+  json_t *args = json_array(), *env = json_array();
+  for (size_t i = 1; planned && p.argv[i]; i++)
+    json_array_append_new(args, json_string(p.argv[i]));
+  /* the hostname the box gets: --hostname, the image's, else the short ID */
+  const char *hostname = json_string_value(json_object_get(cfg, "Hostname"));
+  if ((!hostname || !*hostname) && planned)
+    hostname = json_string_value(json_object_get(p.image, "Hostname"));
+  char short_id[13];
+  snprintf(short_id, sizeof short_id, "%.12s", box->id);
+  if (!hostname || !*hostname)
+    hostname = short_id;
+  /* the environment its first process gets, what exec adds included */
+  bool has_path = false;
+  for (size_t i = 0; planned && p.env[i]; i++) {
+    json_array_append_new(env, json_string(p.env[i]));
+    has_path |= strncmp(p.env[i], "PATH=", 5) == 0;
+  }
+  if (!has_path)
+    json_array_append_new(
+        env, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+  if (json_is_true(json_object_get(cfg, "Tty")))
+    json_array_append_new(env, json_string("TERM=xterm"));
+  json_array_append_new(env, json_string("container=lazybox"));
+  _cleanup_free_ char *hn_env = lbx_xasprintf("HOSTNAME=%s", hostname);
+  json_array_append_new(env, json_string(hn_env));
+  /* Podman's mount fields (RW, Options, Propagation); ReadOnly kept */
+  json_t *mounts = json_array();
+  size_t mi;
+  json_t *m;
+  json_array_foreach(json_object_get(cfg, "Mounts"), mi, m)
+  {
+    bool bind = strcmp(json_string_value(json_object_get(m, "Type")) ?: "", "bind") == 0;
+    bool ro = json_is_true(json_object_get(m, "ReadOnly"));
+    json_t *c = json_deep_copy(m);
+    if (!bind)
+      json_object_set_new(c, "Source", json_string("tmpfs"));
+    json_object_set_new(c, "Driver", json_string(""));
+    json_object_set_new(c, "Mode", json_string(""));
+    json_object_set_new(c, "Options",
+                        bind ? json_pack("[s]", "rbind") : json_pack("[s, s]", "nosuid", "nodev"));
+    json_object_set_new(c, "RW", json_boolean(!ro));
+    json_object_set_new(c, "Propagation", json_string(bind ? "rprivate" : ""));
+    json_array_append_new(mounts, c);
+  }
+  _cleanup_free_ char *created = lbx_rfc3339(box->created_ns);
+  _cleanup_free_ char *started = time_or_zero(box->started_ns);
+  _cleanup_free_ char *finished = time_or_zero(running ? 0 : box->finished_ns);
+  _cleanup_free_ char *dir = lbx_store_box_dir(s, box->id);
+  _cleanup_free_ char *log = lbx_xasprintf("%s/ctr.log", dir);
+  const char *state = running                              ? "running"
+                      : strcmp(box->state, "created") == 0 ? "created"
+                                                           : "exited";
+  json_t *o = json_pack(
+      "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:{s:s, s:b, s:i, s:i, s:s, s:s}, s:{s:O, s:O, s:o, "
+      "s:s, s:s, s:s, s:b, s:b}, s:o, s:{s:b, s:b, s:s, s:b}, s:s}",
+      "Id", box->id, "Name", box->name, "Created", created, "Image", box->image, "ImageName",
+      json_string_value(json_object_get(cfg, "ImageName")) ?: "", "Path", planned ? p.argv[0] : "",
+      "Args", args, "State", "Status", state, "Running", running, "Pid", running ? box->pid : 0,
+      "ExitCode", strcmp(state, "exited") == 0 ? box->exit_code : 0, "StartedAt", started,
+      "FinishedAt", finished, "Config", "Cmd", json_object_get(cfg, "Cmd") ?: json_array(),
+      "Entrypoint", json_object_get(cfg, "Entrypoint") ?: json_null(), "Env", env, "WorkingDir",
+      planned && p.workdir ? p.workdir : "/", "User", planned && p.user ? p.user : "", "Hostname",
+      hostname, "Tty", json_is_true(json_object_get(cfg, "Tty")), "OpenStdin",
+      json_is_true(json_object_get(cfg, "Interactive")), "Mounts", mounts, "HostConfig",
+      "AutoRemove", json_is_true(json_object_get(cfg, "AutoRemove")), "ReadonlyRootfs",
+      json_is_true(json_object_get(cfg, "ReadOnly")), "NetworkMode",
+      json_string_value(json_object_get(cfg, "Net")) ?: "host", "NoNewPrivileges",
+      json_is_true(json_object_get(cfg, "NoNewPrivileges")), "LogPath", log);
+  json_t *hc = json_object_get(o, "HostConfig");
+  json_object_set_new(hc, "UsernsMode",
+                      json_string(json_string_value(json_object_get(cfg, "UserNS")) ?: ""));
+  json_object_set_new(hc, "Init", json_boolean(json_is_true(json_object_get(cfg, "Init"))));
+  if (!planned)
+    json_decref(cfg);
+  lbx_plan_clear(&p);
+  return o;
+}

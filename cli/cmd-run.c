@@ -1,8 +1,9 @@
 /* Boxes that run: create, run, start, stop, kill, wait, exec. The box's
  * settings are kept as JSON in its row at create time; start merges them
- * with the image's config and hands them to the launcher. */
+ * with the image's config (plan.c) and hands them to the launcher. */
 #include "cli.h"
 #include "io.h"
+#include "plan.h"
 #include "launcher.h"
 #include "pull.h"
 #include "ref.h"
@@ -474,129 +475,7 @@ create_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   return rc;
 }
 
-/* ---- start: the box's settings merged with its image's ---- */
-
-/* JSON array of strings -> NULL-terminated vector (appended to v). */
-static char **
-strv_append(char **v, size_t *n, json_t *arr)
-{
-  size_t i;
-  json_t *x;
-  json_array_foreach(arr, i, x)
-  {
-    if (!json_is_string(x))
-      continue;
-    v = lbx_xrealloc(v, (*n + 2) * sizeof *v);
-    v[(*n)++] = lbx_xstrdup(json_string_value(x));
-    v[*n] = NULL;
-  }
-  return v;
-}
-
-/* Image env, then the box's: a later KEY= wins. */
-static char **
-merge_env(json_t *image_env, json_t *box_env, json_t *more)
-{
-  json_t *all = json_array();
-  if (json_is_array(image_env))
-    json_array_extend(all, image_env);
-  if (json_is_array(box_env))
-    json_array_extend(all, box_env);
-  if (json_is_array(more))
-    json_array_extend(all, more);
-  char **v = NULL;
-  size_t n = 0;
-  size_t i;
-  json_t *x;
-  json_array_foreach(all, i, x)
-  {
-    const char *kv = json_string_value(x);
-    if (!kv || !strchr(kv, '='))
-      continue;
-    size_t klen = (size_t)(strchr(kv, '=') - kv);
-    size_t k;
-    for (k = 0; k < n; k++)
-      if (strncmp(v[k], kv, klen + 1) == 0)
-        break;
-    if (k < n) {
-      free(v[k]);
-      v[k] = lbx_xstrdup(kv);
-      continue;
-    }
-    v = lbx_xrealloc(v, (n + 2) * sizeof *v);
-    v[n++] = lbx_xstrdup(kv);
-    v[n] = NULL;
-  }
-  json_decref(all);
-  if (!v)
-    v = lbx_xcalloc(1, sizeof *v);
-  return v;
-}
-
-struct plan {
-  json_t *box, *image; /* the box's settings, the image's "config" */
-  char **argv, **env;
-  const char *workdir, *user;
-  char *chain_id;
-};
-
-static void
-plan_clear(struct plan *p)
-{
-  json_decref(p->box);
-  json_decref(p->image);
-  lbx_strv_free(p->argv);
-  lbx_strv_free(p->env);
-  free(p->chain_id);
-}
-
-static int
-make_plan(lbx_store *s, const lbx_box_row *box, struct plan *p, lbx_err **err)
-{
-  memset(p, 0, sizeof *p);
-  p->box = json_loads(box->config, 0, NULL);
-  if (!json_is_object(p->box))
-    return lbx_error(err, EINVAL, "box %s: its settings are not valid JSON", box->name);
-  lbx_image_row row = {0};
-  _cleanup_free_ char *cfg = NULL;
-  size_t len = 0;
-  if (lbx_store_image_get(s, box->image, &row, &cfg, &len, err) < 0)
-    return -1;
-  p->chain_id = steal_pointer(&row.chain_id);
-  lbx_image_row_clear(&row);
-  json_t *whole = json_loadb(cfg, len, 0, NULL);
-  p->image = json_incref(json_object_get(whole, "config"));
-  json_decref(whole);
-  if (!p->image)
-    p->image = json_object();
-  /* Podman's rule: --entrypoint replaces the image's and drops its Cmd */
-  size_t n = 0;
-  json_t *ep = json_object_get(p->box, "Entrypoint");
-  json_t *cmd = json_object_get(p->box, "Cmd");
-  if (json_is_string(ep)) {
-    json_t *one = json_pack("[s]", json_string_value(ep));
-    if (*json_string_value(ep))
-      p->argv = strv_append(p->argv, &n, one);
-    json_decref(one);
-  } else {
-    p->argv = strv_append(p->argv, &n, json_object_get(p->image, "Entrypoint"));
-  }
-  if (json_array_size(cmd) > 0)
-    p->argv = strv_append(p->argv, &n, cmd);
-  else if (!json_is_string(ep))
-    p->argv = strv_append(p->argv, &n, json_object_get(p->image, "Cmd"));
-  if (n == 0)
-    return lbx_error(err, EINVAL, "box %s: no command: the image has none, and none was given",
-                     box->name);
-  p->env = merge_env(json_object_get(p->image, "Env"), json_object_get(p->box, "Env"), NULL);
-  p->workdir = json_string_value(json_object_get(p->box, "WorkingDir"));
-  if (!p->workdir || !*p->workdir)
-    p->workdir = json_string_value(json_object_get(p->image, "WorkingDir"));
-  p->user = json_string_value(json_object_get(p->box, "User"));
-  if (!p->user || !*p->user)
-    p->user = json_string_value(json_object_get(p->image, "User"));
-  return 0;
-}
+/* ---- start ---- */
 
 struct sup_ctx {
   const char *root, *id, *name;
@@ -691,8 +570,8 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
   lbx_store *s = cli->store;
   if (lbx_cli_box_running(s, box))
     return lbx_error(err, EBUSY, "box %s is already running", box->name), 125;
-  _cleanup_(plan_clear) struct plan p;
-  if (make_plan(s, box, &p, err) < 0)
+  _cleanup_(lbx_plan_clear) struct plan p;
+  if (lbx_plan_make(s, box, &p, err) < 0)
     return 125;
   _cleanup_free_ char *dir = lbx_store_box_dir(s, box->id);
   json_t *mounts = json_object_get(p.box, "Mounts");
@@ -1200,64 +1079,6 @@ wait_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   return 0;
 }
 
-/* ---- inspect BOX ---- */
-
-static char *
-time_or_zero(int64_t ns)
-{
-  return ns ? lbx_rfc3339(ns) : lbx_xstrdup("0001-01-01T00:00:00Z");
-}
-
-json_t *
-lbx_cli_box_json(lbx_store *s, lbx_box_row *box)
-{
-  bool running = lbx_cli_box_running(s, box);
-  struct plan p;
-  lbx_err *e = NULL;
-  bool planned = make_plan(s, box, &p, &e) == 0;
-  lbx_error_free(e);
-  json_t *cfg = planned ? p.box : json_loads(box->config, 0, NULL);
-  json_t *args = json_array(), *env = json_array();
-  for (size_t i = 1; planned && p.argv[i]; i++)
-    json_array_append_new(args, json_string(p.argv[i]));
-  for (size_t i = 0; planned && p.env[i]; i++)
-    json_array_append_new(env, json_string(p.env[i]));
-  _cleanup_free_ char *created = lbx_rfc3339(box->created_ns);
-  _cleanup_free_ char *started = time_or_zero(box->started_ns);
-  _cleanup_free_ char *finished = time_or_zero(running ? 0 : box->finished_ns);
-  _cleanup_free_ char *dir = lbx_store_box_dir(s, box->id);
-  _cleanup_free_ char *log = lbx_xasprintf("%s/ctr.log", dir);
-  const char *state = running                              ? "running"
-                      : strcmp(box->state, "created") == 0 ? "created"
-                                                           : "exited";
-  json_t *o = json_pack(
-      "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:{s:s, s:b, s:i, s:i, s:s, s:s}, s:{s:O, s:O, s:o, "
-      "s:s, s:s, s:s, s:b, s:b}, s:O, s:{s:b, s:b, s:s, s:b}, s:s}",
-      "Id", box->id, "Name", box->name, "Created", created, "Image", box->image, "ImageName",
-      json_string_value(json_object_get(cfg, "ImageName")) ?: "", "Path", planned ? p.argv[0] : "",
-      "Args", args, "State", "Status", state, "Running", running, "Pid", running ? box->pid : 0,
-      "ExitCode", strcmp(state, "exited") == 0 ? box->exit_code : 0, "StartedAt", started,
-      "FinishedAt", finished, "Config", "Cmd", json_object_get(cfg, "Cmd") ?: json_array(),
-      "Entrypoint", json_object_get(cfg, "Entrypoint") ?: json_null(), "Env", env, "WorkingDir",
-      planned && p.workdir ? p.workdir : "/", "User", planned && p.user ? p.user : "", "Hostname",
-      json_string_value(json_object_get(cfg, "Hostname")) ?: "", "Tty",
-      json_is_true(json_object_get(cfg, "Tty")), "OpenStdin",
-      json_is_true(json_object_get(cfg, "Interactive")), "Mounts",
-      json_object_get(cfg, "Mounts") ?: json_array(), "HostConfig", "AutoRemove",
-      json_is_true(json_object_get(cfg, "AutoRemove")), "ReadonlyRootfs",
-      json_is_true(json_object_get(cfg, "ReadOnly")), "NetworkMode",
-      json_string_value(json_object_get(cfg, "Net")) ?: "host", "NoNewPrivileges",
-      json_is_true(json_object_get(cfg, "NoNewPrivileges")), "LogPath", log);
-  json_t *hc = json_object_get(o, "HostConfig");
-  json_object_set_new(hc, "UsernsMode",
-                      json_string(json_string_value(json_object_get(cfg, "UserNS")) ?: ""));
-  json_object_set_new(hc, "Init", json_boolean(json_is_true(json_object_get(cfg, "Init"))));
-  if (!planned)
-    json_decref(cfg);
-  plan_clear(&p);
-  return o;
-}
-
 /* ---- exec ---- */
 
 struct exec_opts {
@@ -1333,12 +1154,12 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   };
   _cleanup_json_ json_t *pub = exec_published(cli->root, argv[first]);
   _cleanup_(lbx_box_row_clear) lbx_box_row box = {0};
-  _cleanup_(plan_clear) struct plan p = {0};
+  _cleanup_(lbx_plan_clear) struct plan p = {0};
   _cleanup_(lbx_strv_freep) char **envv = NULL;
   if (pub) {
     x.pid = (int)json_integer_value(json_object_get(pub, "Pid"));
     x.pid_start = (uint64_t)json_integer_value(json_object_get(pub, "PidStart"));
-    envv = merge_env(json_object_get(pub, "Env"), NULL, env);
+    envv = lbx_plan_merge_env(json_object_get(pub, "Env"), NULL, env);
     x.workdir = json_string_value(json_object_get(pub, "WorkingDir"));
     x.user = json_string_value(json_object_get(pub, "User"));
     x.no_new_privs = json_is_true(json_object_get(pub, "NoNewPrivileges"));
@@ -1348,9 +1169,9 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       return 125;
     if (!lbx_cli_box_running(s, &box) || lbx_pid_start(box.pid) != box.pid_start)
       return lbx_error(err, ESRCH, "box %s is not running", box.name), 125;
-    if (make_plan(s, &box, &p, err) < 0)
+    if (lbx_plan_make(s, &box, &p, err) < 0)
       return 125;
-    envv = merge_env(json_object_get(p.image, "Env"), json_object_get(p.box, "Env"), env);
+    envv = lbx_plan_merge_env(json_object_get(p.image, "Env"), json_object_get(p.box, "Env"), env);
     x.pid = box.pid;
     x.pid_start = box.pid_start;
     x.workdir = p.workdir;

@@ -348,7 +348,8 @@ teardown() {
 	[ "${lines[1]}" = "0 c1 created" ] || fail "inspect -f c1: ${lines[1]}"
 	run --separate-stderr lbx inspect -f '{{json .Config.Cmd}}|{{range .Config.Env}}{{.}};{{end}}|{{.NoSuchField}}' c1
 	assert_success
-	[ "$output" = '["true"]|PATH=/bin;FROM_IMAGE=yes;|<no value>' ] || fail "inspect -f json/range: $output"
+	[[ "$output" == '["true"]|PATH=/bin;FROM_IMAGE=yes;container=lazybox;HOSTNAME='*';|<no value>' ]] ||
+		fail "inspect -f json/range: $output"
 	run --separate-stderr lbx ps -a --format '{{.Names}}:{{.State}}:{{len .ID}}'
 	assert_success
 	[ "$output" = "$(printf 'r1:running:12\nc1:created:12')" ] || fail "ps --format: $output"
@@ -489,6 +490,16 @@ teardown() {
 		fail "inspect: $output"
 	run lbx inspect --type image i1
 	assert_failure
+	# Podman's mount fields, the hostname and environment the box gets
+	mkdir -p "$BATS_TEST_TMPDIR/vol"
+	id="$(lbx create --name i2 -v "$BATS_TEST_TMPDIR/vol:/vol:ro" --tmpfs /scratch bb true)"
+	run lbx inspect i2
+	jq -e --arg h "${id:0:12}" '.[0].Mounts[0].RW == false and .[0].Mounts[0].Destination == "/vol" and
+		.[0].Mounts[0].Options == ["rbind"] and .[0].Mounts[1].RW == true and
+		.[0].Mounts[1].Type == "tmpfs" and .[0].Config.Hostname == $h and
+		(.[0].Config.Env | index("HOSTNAME=" + $h)) != null and
+		(.[0].Config.Env | index("container=lazybox")) != null' <<<"$output" >/dev/null ||
+		fail "inspect i2: $output"
 	lbx run -d --name f1 bb sh -c 'for i in 1 2 3; do echo line$i; sleep 0.3; done' >/dev/null
 	run timeout 20 "$LAZYBOX" --root "$LAZYBOX_ROOT" logs -f f1
 	assert_success
