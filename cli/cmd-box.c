@@ -691,20 +691,24 @@ lbx_cli_box_json(lbx_store *s, lbx_box_row *box)
   snprintf(short_id, sizeof short_id, "%.12s", box->id);
   if (!hostname || !*hostname)
     hostname = short_id;
-  /* the environment its first process gets, what exec adds included */
-  bool has_path = false;
-  for (size_t i = 0; planned && p.env[i]; i++) {
+  /* the environment its first process gets: what the launcher adds when
+   * the image and the box did not set it (launcher/exec.c env_with) */
+  for (size_t i = 0; planned && p.env[i]; i++)
     json_array_append_new(env, json_string(p.env[i]));
-    has_path |= strncmp(p.env[i], "PATH=", 5) == 0;
-  }
-  if (!has_path)
-    json_array_append_new(
-        env, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
-  if (json_is_true(json_object_get(cfg, "Tty")))
-    json_array_append_new(env, json_string("TERM=xterm"));
-  json_array_append_new(env, json_string("container=lazybox"));
   _cleanup_free_ char *hn_env = lbx_xasprintf("HOSTNAME=%s", hostname);
-  json_array_append_new(env, json_string(hn_env));
+  const char *defaults[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                            hn_env, "container=lazybox",
+                            json_is_true(json_object_get(cfg, "Tty")) ? "TERM=xterm" : NULL};
+  for (size_t d = 0; d < sizeof defaults / sizeof *defaults; d++) {
+    if (!defaults[d])
+      continue;
+    size_t klen = (size_t)(strchr(defaults[d], '=') - defaults[d]) + 1;
+    bool set = false;
+    for (size_t i = 0; planned && p.env[i] && !set; i++)
+      set = strncmp(p.env[i], defaults[d], klen) == 0;
+    if (!set)
+      json_array_append_new(env, json_string(defaults[d]));
+  }
   /* Podman's mount fields (RW, Options, Propagation); ReadOnly kept */
   json_t *mounts = json_array();
   size_t mi;
@@ -719,7 +723,8 @@ lbx_cli_box_json(lbx_store *s, lbx_box_row *box)
     json_object_set_new(c, "Driver", json_string(""));
     json_object_set_new(c, "Mode", json_string(""));
     json_object_set_new(c, "Options",
-                        bind ? json_pack("[s]", "rbind") : json_pack("[s, s]", "nosuid", "nodev"));
+                        bind ? json_pack("[s]", "rbind")
+                             : json_pack("[s, s, s]", "nosuid", "nodev", "noexec"));
     json_object_set_new(c, "RW", json_boolean(!ro));
     json_object_set_new(c, "Propagation", json_string(bind ? "rprivate" : ""));
     json_array_append_new(mounts, c);

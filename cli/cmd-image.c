@@ -303,7 +303,8 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     bool tagless = !strchr(a, '@') && !strchr(slash ? slash : a, ':');
     /* no match is an empty list, as in Podman, not an error */
     lbx_err *e = NULL;
-    if (!tagless && !strchr(a, '@'))
+    /* "sha256:<ID>" has a colon but no tag: that image, all its lines */
+    if (!tagless && !strchr(a, '@') && strncmp(a, "sha256:", 7) != 0)
       filter_name = a;
     if (tagless && !lbx_store_image_by_id(s, a, filter_id))
       filter_repo = a;

@@ -8,6 +8,7 @@
 #include "pull.h"
 #include "ref.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -482,6 +483,7 @@ struct sup_ctx {
   const struct plan *plan; /* what exec takes from the box (publish_exec) */
   bool auto_remove, no_new_privs;
   bool owned;      /* this supervisor held the box: only then is --rm its to do */
+  bool removed;    /* --rm done, while the box's lock was still held */
   lbx_store *kept; /* opened to record the start; records the end and --rm */
 };
 
@@ -540,6 +542,10 @@ sup_exited(void *ctx, int code)
     /* a full disk: the store cannot take the end, the box's directory
      * keeps it for the next look at the box (lbx_store_box_reap) */
     lbx_box_keep_exit(c->root, c->id, code, now);
+  /* --rm before the box's lock goes (it goes right after this): a start
+   * that then takes the lock must not have its box removed under it */
+  if (c->auto_remove && c->kept && lbx_store_box_delete(c->kept, c->id, NULL) == 0)
+    c->removed = true;
 }
 
 static volatile sig_atomic_t forward_to;
@@ -547,19 +553,10 @@ static volatile sig_atomic_t forward_to;
 static void
 forward_signal(int sig)
 {
+  int saved = errno;
   if (forward_to > 0)
     kill((pid_t)forward_to, sig);
-}
-
-/* ^C and ^\ typed on the terminal reach the supervisor too (one process
- * group): passed on again they would come twice. Sent to this process
- * alone (kill, a test runner, timeout -s INT), they are passed on. */
-static void
-forward_user_signal(int sig, siginfo_t *si, void *uc)
-{
-  (void)uc;
-  if (si->si_code != SI_KERNEL)
-    forward_signal(sig);
+  errno = saved;
 }
 
 /* Starts the box; attached: returns its exit code when it ends; detached:
@@ -678,8 +675,9 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
     int code = lbx_supervise(&l, ready[1], &cbs);
     if (raw)
       lbx_term_restore(0, &raw_saved);
-    /* not when another start runs the box (this one lost the race) */
-    if (sc.auto_remove && sc.owned &&
+    /* not when another start runs the box (this one lost the race); a box
+     * that never ran (no such command) is removed here */
+    if (sc.auto_remove && sc.owned && !sc.removed &&
         (sc.kept || lbx_store_open(cli->root, 0, &sc.kept, NULL) == 0))
       lbx_store_box_delete(sc.kept, box->id, NULL);
     if (done_fd >= 0) {
@@ -695,10 +693,11 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, &old_term);
   sigaction(SIGHUP, &sa, &old_hup);
-  struct sigaction user = {.sa_sigaction = forward_user_signal, .sa_flags = SA_SIGINFO};
-  sigemptyset(&user.sa_mask);
-  sigaction(SIGINT, attach ? &user : &sa, &old_int);
-  sigaction(SIGQUIT, attach ? &user : &sa, &old_quit);
+  /* every SIGINT and SIGQUIT goes through here, once: a terminal's ^C, a
+   * kill of this process or of its group; an attached supervisor passes
+   * on only those that come from us (launcher/launch.c) */
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGQUIT, &sa, &old_quit);
   char line[800];
   /* room for two terminators: the first line's, and an empty second */
   ssize_t got = lbx_read_all(ready[0], line, sizeof line - 2);
@@ -713,7 +712,8 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
   int code = got > 0 ? atoi(line) : 125;
   if (code != 0) {
     int status;
-    waitpid(sup, &status, 0);
+    while (waitpid(sup, &status, 0) < 0 && errno == EINTR)
+      ;
     const char *msg = strchr(line, ' ');
     lbx_error(err, EINVAL, "%s", msg ? msg + 1 : "the box's supervisor ended before the box ran");
     rc = code;
@@ -851,6 +851,16 @@ parse_signal(const char *s)
     return n > 0 && n < NSIG ? (int)n : -1;
   if (strncasecmp(s, "SIG", 3) == 0)
     s += 3;
+  /* RTMIN+3: systemd images' STOPSIGNAL */
+  if (strncasecmp(s, "RTMIN", 5) == 0 || strncasecmp(s, "RTMAX", 5) == 0) {
+    bool max = toupper((unsigned char)s[3]) == 'A';
+    long off = 0;
+    if (s[5] && ((s[5] != '+' && s[5] != '-') || (max != (s[5] == '-')) ||
+                 (off = strtol(s + 6, &end, 10)) < 0 || *end || end == s + 6))
+      return -1;
+    long sig = max ? SIGRTMAX - off : SIGRTMIN + off;
+    return sig >= SIGRTMIN && sig <= SIGRTMAX ? (int)sig : -1;
+  }
   for (size_t i = 0; i < LBX_ARRAY_SIZE(signals); i++)
     if (strcasecmp(s, signals[i].name) == 0)
       return signals[i].sig;
@@ -913,9 +923,9 @@ stop_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   for (size_t i = 0; i < n && rc == 0; i++)
     if (box_arg(s, "stop", keys[i], all, &boxes[i], err) < 0)
       rc = 125;
-  /* All at once, as Podman does: SIGTERM to each, then one grace time for
-   * all of them. pid 1 of a pid namespace ignores a SIGTERM it has no
-   * handler for: SIGKILL when the grace time is over. */
+  /* All at once, as Podman does: each box's stop signal (stop_signal),
+   * then one grace time for all of them. pid 1 of a pid namespace ignores
+   * a signal it has no handler for: SIGKILL when the grace time is over. */
   bool *sent = lbx_xcalloc(n + 1, sizeof *sent);
   for (size_t i = 0; i < n && rc == 0; i++)
     sent[i] = boxes[i].id[0] && signal_box(s, &boxes[i], stop_signal(s, &boxes[i])) == 0;

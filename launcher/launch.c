@@ -400,7 +400,12 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
      * clear the parent-death signal that ties pid 1 to its supervisor;
      * nodev: a host device node in a volume stays an inert file */
     struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                       (m->ro ? MOUNT_ATTR_RDONLY : 0)};
+                                       (m->ro ? MOUNT_ATTR_RDONLY : 0),
+                           /* a clone of a slave mount is a slave: the
+                            * host's later mounts under the source would
+                            * appear in the box (Podman's volumes are
+                            * rprivate) */
+                           .propagation = MS_PRIVATE};
     if (vols[i] < 0 || mount_setattr(vols[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
       return lbx_failf(f, 125, "volume %s: %s", m->source, strerror(errno));
   }
@@ -881,7 +886,12 @@ supervise_loop(const lbx_launch *l, pid_t pid, int sfd, struct pump *streams, si
           if (master >= 0)
             lbx_copy_winsize(0, master);
         } else if (code < 0) {
-          kill(pid, (int)si.ssi_signo);
+          /* attached, ^C and ^\ reach the caller and us alike (one
+           * process group, or a kill of it): the caller passes each on
+           * once, so only those from it go to the box */
+          bool via_caller = l->attach && (si.ssi_signo == SIGINT || si.ssi_signo == SIGQUIT);
+          if (!via_caller || si.ssi_pid == (uint32_t)getppid())
+            kill(pid, (int)si.ssi_signo);
         }
       }
     }

@@ -213,6 +213,10 @@ fixture_id() {
 	[ "$(tags y)" = "quay.io/x/y:z " ] || fail "y: $(tags y)"
 	[ "$(tags other:v2)" = "localhost/other:v2 " ] || fail "other:v2: $(tags other:v2)"
 	[ "$(tags nosuch)" = "" ] || fail "nosuch: $(tags nosuch)"
+	local id
+	id="$(fixture_id)"
+	[ "$(tags "sha256:${id#sha256:}" | wc -w)" = 4 ] || fail "by sha256:ID: $(tags "sha256:${id#sha256:}")"
+	[ "$(tags "${id#sha256:}" | wc -w)" = 4 ] || fail "by ID: $(tags "${id#sha256:}")"
 	[ "$(lbx images -q other)" = "$(lbx images -q "$FIXTURE_NAME")" ] || fail "-q other"
 	[ "$(lbx images --format json x/y | jq length)" = 1 ] || fail "json x/y"
 }

@@ -348,7 +348,7 @@ teardown() {
 	[ "${lines[1]}" = "0 c1 created" ] || fail "inspect -f c1: ${lines[1]}"
 	run --separate-stderr lbx inspect -f '{{json .Config.Cmd}}|{{range .Config.Env}}{{.}};{{end}}|{{.NoSuchField}}' c1
 	assert_success
-	[[ "$output" == '["true"]|PATH=/bin;FROM_IMAGE=yes;container=lazybox;HOSTNAME='*';|<no value>' ]] ||
+	[[ "$output" == '["true"]|PATH=/bin;FROM_IMAGE=yes;HOSTNAME='*';container=lazybox;|<no value>' ]] ||
 		fail "inspect -f json/range: $output"
 	run --separate-stderr lbx ps -a --format '{{.Names}}:{{.State}}:{{len .ID}}'
 	assert_success
@@ -732,21 +732,30 @@ teardown() {
 	lbx rm -f di ci nodi >/dev/null
 }
 
-@test "an attached run passes on a SIGINT sent to it alone, as Podman does" {
-	# (^C on a terminal reaches the supervisor itself, in the same process
-	# group; a signal to the lazybox process alone must be passed on)
-	run timeout 60 python3 -c '
-import signal, subprocess, sys
+@test "an attached run passes on a SIGINT sent to it alone, or to its process group" {
+	# (^C on a terminal, or a kill of the group, reaches the supervisor
+	# too; a signal to the lazybox process alone must be passed on)
+	local prog='
+import os, signal, subprocess, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
-p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)
+group = sys.argv[1] == "group"
+p = subprocess.Popen(sys.argv[2:], stdout=subprocess.PIPE, start_new_session=group)
 first = p.stdout.readline().decode().strip()
-p.send_signal(signal.SIGINT)
-rest = p.stdout.read().decode().strip()
+if group:
+    os.killpg(p.pid, signal.SIGINT)
+else:
+    p.send_signal(signal.SIGINT)
+rest = p.stdout.read().decode().split()
 p.wait(timeout=30)
-print(first, rest, "rc=%d" % p.returncode)
-' "$LAZYBOX" --root "$LAZYBOX_ROOT" run --rm bb sh -c 'trap "echo got-INT; exit 4" INT; echo ready; while :; do sleep 0.2; done'
+print(first, " ".join(rest), "rc=%d" % p.returncode)
+'
+	local box="trap 'n=\$((n+1))' INT; echo ready; while [ \"\${n:-0}\" -eq 0 ]; do sleep 0.1; done; sleep 1; echo \"n=\$n\"; exit 4"
+	run timeout 60 python3 -c "$prog" alone "$LAZYBOX" --root "$LAZYBOX_ROOT" run --rm bb sh -c "$box"
 	assert_success
-	[ "$output" = "ready got-INT rc=4" ] || fail "SIGINT to lazybox run: $output"
+	[ "$output" = "ready n=1 rc=4" ] || fail "SIGINT to lazybox run: $output"
+	run timeout 60 python3 -c "$prog" group "$LAZYBOX" --root "$LAZYBOX_ROOT" run --rm bb sh -c "$box"
+	assert_success
+	[ "$output" = "ready n=1 rc=4" ] || fail "SIGINT to lazybox run's process group: $output"
 }
 
 @test "two starts of one box at once: one runs it, the other says it is already running" {
@@ -777,7 +786,7 @@ print(first, rest, "rc=%d" % p.returncode)
 	ready() {
 		local n
 		for _ in $(seq 100); do
-			n="$(lbx logs "$1" | grep -c ready)"
+			n="$(lbx logs "$1" | grep -c ready || true)"
 			[ "$n" -ge "$2" ] && return 0
 			sleep 0.1
 		done
@@ -785,6 +794,11 @@ print(first, rest, "rc=%d" % p.returncode)
 	}
 	ready si 1
 	ready st 1
+	# systemd images' STOPSIGNAL is SIGRTMIN+3: a name kill and stop know
+	run lbx kill -s SIGRTMIN+3 st
+	assert_success
+	run lbx kill -s RTMAX+1 st
+	assert_failure
 	run lbx stop -t 20 si st
 	assert_success
 	run lbx wait si st
