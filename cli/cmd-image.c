@@ -178,6 +178,16 @@ split_name(const char *name, char **repo, char **tag)
   }
 }
 
+/* name is want, or ends in "/" + want: a name given in full or by its last
+ * components ("other:v1" is localhost/other:v1, "x" is docker.io/library/x) */
+static bool
+name_matches(const char *name, const char *want)
+{
+  size_t n = strlen(name), w = strlen(want);
+  return strcmp(name, want) == 0 ||
+         (n > w && name[n - w - 1] == '/' && strcmp(name + n - w, want) == 0);
+}
+
 /* `images REPO` without a tag, as Podman: every tag of the repository,
  * named in full or by its last components ("other" is localhost/other,
  * "bench/debian" docker.io/bench/debian). */
@@ -186,19 +196,7 @@ repo_matches(const char *name, const char *want)
 {
   _cleanup_free_ char *repo = NULL, *tag = NULL;
   split_name(name, &repo, &tag);
-  size_t r = strlen(repo), w = strlen(want);
-  return strcmp(repo, want) == 0 ||
-         (r > w && repo[r - w - 1] == '/' && strcmp(repo + r - w, want) == 0);
-}
-
-/* `images NAME:TAG`: that name's line alone, named in full or by its last
- * components ("other:v1" is localhost/other:v1). */
-static bool
-name_matches(const char *name, const char *want)
-{
-  size_t n = strlen(name), w = strlen(want);
-  return strcmp(name, want) == 0 ||
-         (n > w && name[n - w - 1] == '/' && strcmp(name + n - w, want) == 0);
+  return name_matches(repo, want);
 }
 
 static bool
@@ -707,8 +705,7 @@ rmi_one(lbx_store *s, const char *arg, bool force, lbx_err **err)
           match = row.names[i];
       /* a short name matched through another registry */
       for (size_t i = 0; i < nnames && !match; i++) {
-        size_t nl = strlen(row.names[i]), al = strlen(arg);
-        if (nl > al && strcmp(row.names[i] + nl - al, arg) == 0 && row.names[i][nl - al - 1] == '/')
+        if (name_matches(row.names[i], arg))
           match = row.names[i];
       }
     }
