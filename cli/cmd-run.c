@@ -554,7 +554,11 @@ static void
 forward_signal(int sig)
 {
   int saved = errno;
-  if (forward_to > 0)
+  if (forward_to <= 0)
+    ;
+  else if (sig == SIGINT || sig == SIGQUIT)
+    lbx_supervise_relay((pid_t)forward_to, sig);
+  else
     kill((pid_t)forward_to, sig);
   errno = saved;
 }
@@ -694,8 +698,8 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
   sigaction(SIGTERM, &sa, &old_term);
   sigaction(SIGHUP, &sa, &old_hup);
   /* every SIGINT and SIGQUIT goes through here, once: a terminal's ^C, a
-   * kill of this process or of its group; an attached supervisor passes
-   * on only those that come from us (launcher/launch.c) */
+   * kill of this process or of its group; an attached supervisor drops
+   * those it gets itself and takes the ones relayed from here */
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGQUIT, &sa, &old_quit);
   char line[800];

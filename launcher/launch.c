@@ -886,12 +886,13 @@ supervise_loop(const lbx_launch *l, pid_t pid, int sfd, struct pump *streams, si
           if (master >= 0)
             lbx_copy_winsize(0, master);
         } else if (code < 0) {
-          /* attached, ^C and ^\ reach the caller and us alike (one
-           * process group, or a kill of it): the caller passes each on
-           * once, so only those from it go to the box */
-          bool via_caller = l->attach && (si.ssi_signo == SIGINT || si.ssi_signo == SIGQUIT);
-          if (!via_caller || si.ssi_pid == (uint32_t)getppid())
-            kill(pid, (int)si.ssi_signo);
+          int sig = (int)si.ssi_signo;
+          if (sig == SIGRTMIN)
+            sig = si.ssi_int == SIGINT || si.ssi_int == SIGQUIT ? si.ssi_int : 0;
+          else if (l->attach && (sig == SIGINT || sig == SIGQUIT))
+            sig = 0; /* the caller got it too, and relays it */
+          if (sig)
+            kill(pid, sig);
         }
       }
     }
@@ -916,6 +917,12 @@ supervise_loop(const lbx_launch *l, pid_t pid, int sfd, struct pump *streams, si
     code = waitpid(pid, &status, 0) == pid ? status_code(status) : 125;
   }
   return code;
+}
+
+int
+lbx_supervise_relay(pid_t supervisor, int sig)
+{
+  return sigqueue(supervisor, SIGRTMIN, (union sigval){.sival_int = sig}) < 0 ? -errno : 0;
 }
 
 int
@@ -965,6 +972,7 @@ lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs)
   int sigs[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
   for (size_t i = 0; i < LBX_ARRAY_SIZE(sigs); i++)
     sigaddset(&set, sigs[i]);
+  sigaddset(&set, SIGRTMIN); /* lbx_supervise_relay */
   sigprocmask(SIG_BLOCK, &set, &old);
   signal(SIGPIPE, SIG_IGN);
   int alive[2];
