@@ -125,7 +125,7 @@ lbx_cli_box_wait(lbx_store *s, const char *id, long timeout_ms)
 struct box_opts {
   const char *name, *pull, *workdir, *user, *hostname, *entrypoint, *net, *userns;
   bool tls_verify_off, tls_verify_on, rm, detach, interactive, tty, read_only, no_new_privs, init,
-      debug_fs;
+      debug_fs, no_read_only_tmpfs;
   json_t *env, *mounts;
   lbx_err *bad; /* the first bad option value */
 };
@@ -245,6 +245,7 @@ enum {
   OPT_HOSTNAME,
   OPT_ENTRYPOINT,
   OPT_READ_ONLY,
+  OPT_READ_ONLY_TMPFS,
   OPT_NET,
   OPT_NNP,
   OPT_USERNS,
@@ -268,6 +269,7 @@ static const struct option box_longopts[] = {
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
     {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
     {"read-only", no_argument, NULL, OPT_READ_ONLY},
+    {"read-only-tmpfs", optional_argument, NULL, OPT_READ_ONLY_TMPFS},
     {"net", required_argument, NULL, OPT_NET},
     {"network", required_argument, NULL, OPT_NET},
     {"no-new-privileges", no_argument, NULL, OPT_NNP},
@@ -331,6 +333,14 @@ box_opt(void *ctx, int opt, char *arg)
     break;
   case OPT_READ_ONLY:
     o->read_only = true;
+    break;
+  case OPT_READ_ONLY_TMPFS:
+    if (!arg || strcmp(arg, "true") == 0)
+      o->no_read_only_tmpfs = false;
+    else if (strcmp(arg, "false") == 0)
+      o->no_read_only_tmpfs = true;
+    else
+      lbx_error(&o->bad, EINVAL, "--read-only-tmpfs=%s: use true or false", arg);
     break;
   case OPT_NET:
     o->net = arg;
@@ -437,6 +447,9 @@ create_box(lbx_cli *cli, const char *cmdname, struct box_opts *o, int argc, char
                 "Cmd", cmd, "Env", o->env, "Mounts", o->mounts, "AutoRemove", o->rm, "Interactive",
                 o->interactive, "Tty", o->tty, "ReadOnly", o->read_only, "NoNewPrivileges",
                 o->no_new_privs, "Net", o->net ? o->net : "host");
+  /* only when off: boxes made before it existed have it on, as Podman */
+  if (o->no_read_only_tmpfs)
+    json_object_set_new(config, "ReadOnlyTmpfs", json_false());
   if (o->entrypoint)
     json_object_set_new(config, "Entrypoint", json_string(o->entrypoint));
   if (o->workdir)
@@ -614,6 +627,7 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
       .interactive = json_is_true(json_object_get(p.box, "Interactive")),
       .attach = attach,
       .read_only = json_is_true(json_object_get(p.box, "ReadOnly")),
+      .read_only_tmpfs = !json_is_false(json_object_get(p.box, "ReadOnlyTmpfs")),
       .no_new_privs = json_is_true(json_object_get(p.box, "NoNewPrivileges")),
       .net_none = strcmp(json_string_value(json_object_get(p.box, "Net")) ?: "host", "none") == 0,
       .keep_id = strcmp(json_string_value(json_object_get(p.box, "UserNS")) ?: "", "keep-id") == 0,
@@ -644,11 +658,23 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
    * was lost that way). Closed here; reopened when needed. */
   lbx_store_close(cli->store);
   cli->store = NULL;
+  /* Held from before the fork: a signal that comes while the box starts
+   * waits for our handler (below) or the supervisor's signal fd, rather
+   * than ending either of us on the default action. */
+  sigset_t held, prev;
+  sigemptyset(&held);
+  int sigs[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGRTMIN};
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(sigs); i++)
+    sigaddset(&held, sigs[i]);
+  sigprocmask(SIG_BLOCK, &held, &prev);
   pid_t sup = fork();
-  if (sup < 0)
+  if (sup < 0) {
+    sigprocmask(SIG_SETMASK, &prev, NULL);
     return lbx_error_errno(err, errno, "fork"), 125;
+  }
   if (sup == 0) {
-    /* the supervisor: no SQLite handle crosses fork; it opens its own */
+    /* the supervisor: no SQLite handle crosses fork; it opens its own.
+     * The signals stay held: lbx_supervise takes them from a signal fd. */
     close(ready[0]);
     /* the exit code goes back on the ready pipe once everything is done
      * (state recorded, --rm removed): the caller then need not wait for
@@ -702,6 +728,7 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
    * those it gets itself and takes the ones relayed from here */
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGQUIT, &sa, &old_quit);
+  sigprocmask(SIG_SETMASK, &prev, NULL);
   char line[800];
   /* room for two terminators: the first line's, and an empty second */
   ssize_t got = lbx_read_all(ready[0], line, sizeof line - 2);
@@ -1230,7 +1257,11 @@ exec_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   "      --no-new-privileges    the box's processes cannot gain privileges\n"                      \
   "      --pull POLICY          missing (default): pull IMAGE when it is not in\n"                 \
   "                             the store; always; never\n"                                        \
-  "      --read-only            mount the box's root read-only\n"                                  \
+  "      --read-only            mount the box's root read-only; /run, /tmp and\n"                  \
+  "                             /var/tmp stay writable, each a tmpfs that starts\n"                \
+  "                             with the image's files there\n"                                    \
+  "      --read-only-tmpfs=false  with --read-only, leave /run, /tmp and /var/tmp\n"               \
+  "                             read-only too\n"                                                   \
   "      --rm                   remove the box when it ends\n"                                     \
   "      --tls-verify=false     pull over plain HTTP or without TLS checks; =true\n"               \
   "                             verifies even a registry registries.conf calls\n"                  \

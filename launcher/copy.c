@@ -48,6 +48,9 @@ struct cp {
   const char *box;
   int rootfd;
   bool into; /* host -> box; else box -> host */
+  /* lbx_copy_dir_contents: owners kept too, and messages say what for */
+  bool keep_owner;
+  const char *what;
   char *msg;
   size_t len;
   /* directories made by this copy: a source tree that holds its own
@@ -62,7 +65,9 @@ struct cp {
 static int
 fail(struct cp *c, bool box_side, const char *path, const char *why)
 {
-  if (box_side)
+  if (c->what)
+    snprintf(c->msg, c->len, "%s: %s: %s", c->what, path, why);
+  else if (box_side)
     snprintf(c->msg, c->len, "cp: %s in box %s: %s", path, c->box, why);
   else
     snprintf(c->msg, c->len, "cp: %s: %s", path, why);
@@ -196,6 +201,15 @@ prepare_dest(struct cp *c, int dfd, const char *dname, const char *dpath, bool d
   return 0;
 }
 
+/* Best effort: an owner the user namespace does not map (nobody, in a
+ * box with only the caller's id) cannot be given, and the copy goes on */
+static void
+keep_owner(struct cp *c, int fd, const struct stat *st)
+{
+  if (c->keep_owner)
+    (void)fchown(fd, st->st_uid, st->st_gid);
+}
+
 static void
 times_of(const struct stat *st, struct timespec t[2])
 {
@@ -253,6 +267,7 @@ copy_dir(struct cp *c, int sfd, const char *sname, const struct stat *st, const 
   if (keep_meta) {
     struct timespec t[2];
     times_of(st, t);
+    keep_owner(c, to, st);
     if (fchmod(to, st->st_mode & 07777) < 0 || futimens(to, t) < 0)
       return fail_errno(c, c->into, dpath, errno);
   }
@@ -294,7 +309,8 @@ copy_file(struct cp *c, int sfd, const char *sname, const struct stat *st, const
   }
   struct timespec t[2];
   times_of(st, t);
-  /* the mode after the data: a write drops set-id bits */
+  /* the owner, then the mode, after the data: both drop set-id bits */
+  keep_owner(c, out, st);
   if (fchmod(out, st->st_mode & 07777) < 0 || futimens(out, t) < 0)
     return fail_errno(c, c->into, dpath, errno);
   return 0;
@@ -320,6 +336,8 @@ copy_node(struct cp *c, int sfd, const char *sname, const struct stat *st, const
       return -1;
     if (symlinkat(target, dfd, dname) < 0)
       return fail_errno(c, c->into, dpath, errno);
+    if (c->keep_owner)
+      (void)fchownat(dfd, dname, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW);
     /* a file system without symlink times keeps the link all the same */
     utimensat(dfd, dname, t, AT_SYMLINK_NOFOLLOW);
     return 0;
@@ -436,6 +454,23 @@ out:
   free(c->made);
   spath_clear(&sp);
   spath_clear(&dp);
+  return r;
+}
+
+int
+lbx_copy_dir_contents(int from, int to, const char *what, const char *path, char *msg, size_t len)
+{
+  struct cp c = {.box = "",
+                 .rootfd = -1,
+                 .into = true,
+                 .keep_owner = true,
+                 .what = what,
+                 .msg = msg,
+                 .len = len};
+  struct stat st;
+  int r = fstat(from, &st) < 0 ? fail_errno(&c, false, path, errno)
+                               : copy_dir(&c, from, ".", &st, path, to, ".", path, false);
+  free(c.made);
   return r;
 }
 

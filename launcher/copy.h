@@ -49,4 +49,11 @@ int lbx_copy_into_box(int rootfd, const char *box, const char *host_src, const c
 int lbx_copy_out_of_box(int rootfd, const char *box, const char *box_src, const char *host_dst,
                         char *msg, size_t len);
 
+/* Copies what directory from holds into directory to, owners kept where
+ * the user namespace maps them: a tmpfs mounted over a directory starts
+ * with its contents (crun's tmpcopyup, for --read-only's /run and /tmp).
+ * path names the directory in messages: "WHAT: PATH/x: why". */
+int lbx_copy_dir_contents(int from, int to, const char *what, const char *path, char *msg,
+                          size_t len);
+
 #endif

@@ -14,6 +14,7 @@
  *    the old root, and only then attaches those mounts, by paths that now
  *    resolve inside the box: an image's symlink can never point a mount
  *    or a created file at a host path. */
+#include "copy.h"
 #include "fs.h"
 #include "io.h"
 #include "launch-internal.h"
@@ -192,6 +193,45 @@ ensure_target(const char *path, bool dir)
   if (fd < 0)
     return -errno;
   close(fd);
+  return 0;
+}
+
+/* --read-only's writable places, as Podman's: /tmp and /var/tmp, and /run
+ * (noexec, 64 MiB), each a tmpfs that starts with what the image has
+ * there, unless the caller mounted something at that path */
+static int
+writable_tmp_dirs(const lbx_launch *l, lbx_fail *f)
+{
+  static const char *const dirs[] = {"/tmp", "/var/tmp", "/run"};
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(dirs); i++) {
+    bool taken = false;
+    for (size_t k = 0; k < l->nmounts; k++) {
+      const char *t = l->mounts[k].target;
+      size_t n = strlen(dirs[i]);
+      taken |= strncmp(t, dirs[i], n) == 0 && t[n + strspn(t + n, "/")] == '\0';
+    }
+    if (taken)
+      continue;
+    bool run = strcmp(dirs[i], "/run") == 0;
+    int r = ensure_target(dirs[i], true);
+    /* what the image has there, held before the tmpfs hides it */
+    _cleanup_close_ int below = r < 0 ? -1 : open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (below < 0 || fstat(below, &st) < 0)
+      return lbx_failf(f, 125, "tmpfs %s: %s", dirs[i], r < 0 ? strerror(-r) : strerror(errno));
+    char opts[64];
+    snprintf(opts, sizeof opts, "mode=%o%s", (unsigned)(st.st_mode & 07777),
+             run ? ",size=65536k" : "");
+    if (mount("tmpfs", dirs[i], "tmpfs", MS_NOSUID | MS_NODEV | (run ? MS_NOEXEC : 0), opts) < 0)
+      return lbx_failf(f, 125, "tmpfs %s: %s", dirs[i], strerror(errno));
+    _cleanup_close_ int top = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char msg[512];
+    if (top < 0)
+      return lbx_failf(f, 125, "tmpfs %s: %s", dirs[i], strerror(errno));
+    if (lbx_copy_dir_contents(below, top, "copying the image's files into its tmpfs", dirs[i], msg,
+                              sizeof msg) < 0)
+      return lbx_failf(f, 125, "%s", msg);
+  }
   return 0;
 }
 
@@ -429,6 +469,9 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
     if (ensure_target(path, false) == 0 && attach(etc[i], path, false, f) < 0)
       return -1;
   }
+  /* before the caller's mounts: one under /tmp goes on the tmpfs */
+  if (l->read_only && l->read_only_tmpfs && writable_tmp_dirs(l, f) < 0)
+    return -1;
   for (size_t i = 0; i < l->nmounts; i++) {
     const lbx_mount_spec *m = &l->mounts[i];
     if (m->kind == LBX_MNT_BIND) {

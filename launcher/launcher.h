@@ -45,11 +45,14 @@ typedef struct lbx_launch {
   const char *workdir; /* absolute; made when missing */
   const char *user;    /* "", "name", "uid", "name:group", "uid:gid" */
   const char *hostname;
-  bool tty;         /* a pty from the box's own devpts */
-  bool interactive; /* the supervisor's stdin goes to the box (attached: the
-                     * caller's; detached: a pipe that stays open) */
-  bool attach;      /* the box's output also goes to the caller */
-  bool read_only;   /* the root is mounted read-only */
+  bool tty;             /* a pty from the box's own devpts */
+  bool interactive;     /* the supervisor's stdin goes to the box (attached: the
+                         * caller's; detached: a pipe that stays open) */
+  bool attach;          /* the box's output also goes to the caller */
+  bool read_only;       /* the root is mounted read-only */
+  bool read_only_tmpfs; /* with read_only: /run, /tmp and /var/tmp are
+                         * tmpfs holding a copy of what the image has there
+                         * (Podman's --read-only-tmpfs), where no mount is */
   bool no_new_privs;
   bool net_none; /* a network namespace with only lo */
   bool keep_id;  /* rootless: the caller keeps its uid and gid in the box */

@@ -282,6 +282,18 @@ busybox_rootfs() {
 	printf 'root:x:0:\napp:x:1000:\n' >"$r/etc/group"
 }
 
+# wait_log BOX REGEX N: until BOX's log has N lines matching REGEX (10 s
+# at most): a box that runs has not necessarily written anything yet
+wait_log() {
+	local n
+	for _ in $(seq 100); do
+		n="$(lbx logs "$1" | grep -cE "$2" || true)"
+		[ "$n" -ge "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "$1 never logged $2 $3 times: $(lbx logs "$1")"
+}
+
 # df_json KEY: a number from `system df --format json`
 df_json() {
 	lbx system df --format json | jq -r ".$1"
