@@ -321,16 +321,24 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       json_object_set_new(b, "Restarts", json_integer(0));
       json_array_append_new(arr, b);
     } else if (json) {
-      _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
-      json_t *b =
-          json_pack("{s:s, s:[s], s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "Id", rows[i].id, "Names",
-                    rows[i].name, "Image", img, "ImageID", rows[i].image, "Command", cmd,
-                    "CreatedAt", created, "State", state, "Pid", running ? rows[i].pid : 0,
-                    "ExitCode", strcmp(state, "exited") == 0 ? rows[i].exit_code : 0);
-      if (rows[i].started_ns)
-        json_object_set_new(b, "StartedAt", json_integer(rows[i].started_ns / 1000000000));
-      if (rows[i].finished_ns && !running)
-        json_object_set_new(b, "ExitedAt", json_integer(rows[i].finished_ns / 1000000000));
+      /* Podman's fields and types: Command the argument vector, Created
+       * Unix seconds, CreatedAt and Status for people; what a box outside
+       * a pod, on the host's network, has for the rest */
+      _cleanup_json_ json_t *conf = json_loads(rows[i].config, 0, NULL);
+      json_t *argv_json = json_object_get(conf, "Cmd");
+      bool exited = strcmp(state, "exited") == 0;
+      json_t *b = json_pack(
+          "{s:b, s:o, s:I, s:s, s:b, s:I, s:i, s:s, s:s, s:s, s:b, s:{}, s:[], s:[s], s:{}, s:[],"
+          " s:i, s:s, s:s, s:n, s:i, s:n, s:I, s:s, s:s}",
+          "AutoRemove", json_is_true(json_object_get(conf, "AutoRemove")), "Command",
+          json_is_array(argv_json) ? json_deep_copy(argv_json) : json_array(), "Created",
+          (json_int_t)(rows[i].created_ns / 1000000000), "CreatedAt", ago, "Exited", exited,
+          "ExitedAt", (json_int_t)(exited ? rows[i].finished_ns / 1000000000 : 0), "ExitCode",
+          exited ? rows[i].exit_code : 0, "Id", rows[i].id, "Image", img, "ImageID", rows[i].image,
+          "IsInfra", 0, "Labels", "Mounts", "Names", rows[i].name, "Namespaces", "Networks", "Pid",
+          running ? rows[i].pid : 0, "Pod", "", "PodName", "", "Ports", "Restarts", 0, "Size",
+          "StartedAt", (json_int_t)(rows[i].started_ns / 1000000000), "State", state, "Status",
+          status);
       json_array_append_new(arr, b);
     } else {
       printf(o.no_trunc ? "%s\n" : "%.12s\n", rows[i].id);
@@ -513,6 +521,20 @@ walk_upper(struct diff_ctx *d, int dfd, const char *prefix, uint64_t lower)
   return r;
 }
 
+/* Mount points the launcher makes in a box whose image lacks them: not
+ * the box's changes (Podman leaves out the same paths) */
+static bool
+launcher_made(const char *path)
+{
+  static const char *const paths[] = {"/dev",          "/proc",      "/sys",
+                                      "/etc/hostname", "/etc/hosts", "/etc/resolv.conf",
+                                      "/etc/mtab",     "/run",       "/run/.containerenv"};
+  for (size_t i = 0; i < LBX_ARRAY_SIZE(paths); i++)
+    if (strcmp(path, paths[i]) == 0)
+      return true;
+  return false;
+}
+
 static int
 by_path(const void *a, const void *b)
 {
@@ -557,6 +579,10 @@ diff_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   _cleanup_json_ json_t *out =
       json ? json_pack("{s:[], s:[], s:[]}", "added", "changed", "deleted") : NULL;
   for (size_t i = 0; i < d.n; i++) {
+    if (d.v[i].kind != 'D' && launcher_made(d.v[i].path)) {
+      free(d.v[i].path);
+      continue;
+    }
     if (json) {
       const char *key = d.v[i].kind == 'A' ? "added" : d.v[i].kind == 'C' ? "changed" : "deleted";
       json_array_append_new(json_object_get(out, key), json_string(d.v[i].path));
@@ -610,8 +636,9 @@ const lbx_cmd lbx_box_cmds[] = {
      "host's network or none). Without -a only running boxes are listed.\n"
      "COMMAND is cut to 17 characters and \"...\" unless --no-trunc. STATUS is\n"
      "Created, Up <time>, or Exited (<code>) <time> ago (code -1: its supervisor\n"
-     "was killed). JSON adds State, Pid, ExitCode, StartedAt and ExitedAt (Unix\n"
-     "seconds).\n"
+     "was killed). JSON has Podman's fields: Id, Names, Image, ImageID, Command\n"
+     "(the arguments), Created, StartedAt and ExitedAt (Unix seconds), CreatedAt\n"
+     "(\"5 minutes ago\"), State, Status, Exited, ExitCode, Pid, AutoRemove.\n"
      "\n"
      "Options:\n"
      "  -a, --all            every box\n"
@@ -651,6 +678,9 @@ const lbx_cmd lbx_box_cmds[] = {
      "\n"
      "List what the box changed in its image's tree, from its upper directory:\n"
      "A (added), C (changed) and D (deleted) with the path, sorted by path.\n"
+     "The mount points lazybox makes where the image has none (/dev, /proc,\n"
+     "/sys, /run, /etc/hostname, /etc/hosts, /etc/resolv.conf) are left out,\n"
+     "as Podman leaves them out.\n"
      "\n"
      "Options:\n"
      "      --format FORMAT  table (default) or json (added, changed, deleted)\n"},

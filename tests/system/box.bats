@@ -46,6 +46,11 @@ require_fuse() {
 	run lbx ps -a --format json
 	jq -e --arg id "$id" '.[0].Id == $id and .[0].Names == ["web"] and .[0].State == "created"' <<<"$output" >/dev/null ||
 		fail "json: $output"
+	# Podman's types: the command as its arguments, Created in Unix seconds
+	jq -e '.[0].Command == ["/bin/sh", "-c", "echo hi"] and (.[0].Created | type) == "number" and
+		(.[0].Created - now | fabs) < 600 and (.[0].CreatedAt | endswith(" ago")) and
+		.[0].Status == "Created" and .[0].Exited == false and .[0].AutoRemove == false' <<<"$output" >/dev/null ||
+		fail "json, Podman's fields: $output"
 	run --separate-stderr lbx create --name web "$FIXTURE_NAME"
 	assert_one_line_error web
 	run --separate-stderr lbx create --name 'bad name' "$FIXTURE_NAME"

@@ -162,12 +162,53 @@ teardown() {
 	[[ "$output" != *eth* ]] || fail "--net none shows host interfaces: $output"
 }
 
+@test "--read-only: /tmp, /var/tmp and /run are tmpfs that start with the image's files; =false keeps them read-only" {
+	local r="$BATS_TEST_TMPDIR/rootfs" v="$BATS_TEST_TMPDIR/vol"
+	busybox_rootfs "$r"
+	mkdir -p "$r/run/lock" "$r/var/tmp/keep" "$v"
+	echo seed >"$r/tmp/seed"
+	chmod 640 "$r/tmp/seed"
+	chmod 1777 "$r/tmp" "$r/var/tmp"
+	ln -s seed "$r/tmp/link"
+	echo host >"$v/in"
+	tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$BATS_TEST_TMPDIR/ro.tar" .
+	lbx import -q --change 'ENV PATH=/bin' "$BATS_TEST_TMPDIR/ro.tar" rot:latest >/dev/null
+	run lbx run --name ro1 --read-only -v "$v:/tmp/data" rot sh -c '
+		touch /f 2>/dev/null || echo root-ro
+		touch /tmp/n /var/tmp/n /run/n && echo tmp-rw
+		cat /tmp/seed /tmp/data/in; readlink /tmp/link; stat -c "%a" /tmp/seed /tmp /var/tmp /run
+		[ -d /run/lock ] && [ -d /var/tmp/keep ] && echo dirs-copied
+		grep -E " /(tmp|var/tmp|run) tmpfs " /proc/mounts | while read -r _ m _ o _; do
+			case ",$o," in *,noexec,*) echo "$m noexec";; *) echo "$m exec";; esac
+		done'
+	assert_success
+	[ "$output" = "$(printf 'root-ro\ntmp-rw\nseed\nhost\nseed\n640\n1777\n1777\n755\ndirs-copied\n/tmp exec\n/var/tmp exec\n/run noexec')" ] ||
+		fail "--read-only: $output"
+	run lbx diff ro1
+	[[ "$output" != *"/tmp/n"* && "$output" != *"/run/n"* ]] || fail "tmpfs writes reached the box's files: $output"
+	# a mount of the caller's own at /run wins
+	run lbx run --rm --read-only --tmpfs /run rot sh -c '[ -d /run/lock ] || echo own-run; touch /tmp/n && echo tmp-rw'
+	[ "$output" = "$(printf 'own-run\ntmp-rw')" ] || fail "--tmpfs /run with --read-only: $output"
+	run lbx run --rm --read-only --read-only-tmpfs=false rot sh -c 'touch /tmp/n 2>/dev/null || echo tmp-ro; cat /tmp/seed'
+	[ "$output" = "$(printf 'tmp-ro\nseed')" ] || fail "--read-only-tmpfs=false: $output"
+	run lbx run --rm --read-only-tmpfs=maybe rot true
+	[ "$status" -eq 125 ] || fail "--read-only-tmpfs=maybe: $status $output"
+	[ "${#lines[@]}" -eq 1 ] && [[ "$output" == *"--read-only-tmpfs=maybe"* ]] || fail "--read-only-tmpfs=maybe: $output"
+	lbx rm ro1 >/dev/null
+}
+
 @test "run: changes persist in the box's upper dir; diff; start runs the box again" {
 	run lbx run --name keep bb sh -c 'echo kept >> /tmp/f; rm -f /etc/motd; cat /tmp/f'
 	assert_success
 	run lbx diff keep
 	assert_line "A /tmp/f"
 	assert_line "D /etc/motd"
+	# the image has no /dev, /proc, /sys or /etc/hostname: the mount points
+	# the launcher made for them are not the box's changes
+	[ "$output" = "$(printf 'C /etc\nD /etc/motd\nC /tmp\nA /tmp/f')" ] || fail "diff: $output"
+	run lbx diff --format json keep
+	jq -e '.added == ["/tmp/f"] and .changed == ["/etc", "/tmp"] and .deleted == ["/etc/motd"]' <<<"$output" >/dev/null ||
+		fail "diff --format json: $output"
 	run lbx start -a keep
 	[ "$output" = "$(printf 'kept\nkept')" ] || fail "start -a runs the box's command on its own files: $output"
 	lbx create --name c2 bb cat /tmp/f >/dev/null
@@ -272,6 +313,8 @@ teardown() {
 @test "restart: a running box stops (SIGTERM, SIGKILL after -t) and runs again; an exited one starts; --running; -a" {
 	lbx run -d --name r1 bb sh -c 'echo run; sleep 1000' >/dev/null
 	lbx run --name e1 bb sh -c 'echo once; exit 3' >/dev/null || true
+	# (running is not having written: a restart before the echo loses it)
+	wait_log r1 '^run$' 1
 	pid="$(lbx inspect r1 | jq -r '.[0].State.Pid')"
 	# pid 1 has no SIGTERM handler: the grace time ends it with SIGKILL
 	run --separate-stderr lbx restart -t 0 r1
@@ -281,6 +324,7 @@ teardown() {
 	jq -e --argjson old "$pid" '.[0].State.Status == "running" and .[0].State.Pid != $old' <<<"$output" >/dev/null ||
 		fail "r1 after restart: $output"
 	[ ! -e "/proc/$pid" ] || fail "the old pid 1 still runs"
+	wait_log r1 '^run$' 2
 	[ "$(lbx logs r1 | grep -c '^run$')" = 2 ] || fail "logs: $(lbx logs r1)"
 	# --running leaves e1 alone
 	run --separate-stderr lbx restart -a --running -t 0
@@ -454,7 +498,7 @@ teardown() {
 
 @test "-t: a pty from the box's devpts; -u by name; rootless without a subuid range has only root" {
 	require_cmd script
-	run script -qec "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" run --rm -t bb sh -c 'tty; echo \$TERM'" /dev/null
+	run timeout 60 script -qec "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" run --rm -t bb sh -c 'tty; echo \$TERM'" /dev/null
 	assert_success
 	assert_contains "$output" /dev/pts/0
 	assert_contains "$output" xterm
@@ -660,7 +704,8 @@ teardown() {
 }
 
 @test "mount BOX refuses a running box with one line; a stopped one mounts" {
-	lbx run -d --name mnt bb sh -c 'echo x > /made; sleep 1000' >/dev/null
+	lbx run -d --name mnt bb sh -c 'echo x > /made; echo made; sleep 1000' >/dev/null
+	wait_log mnt made 1
 	run --separate-stderr lbx mount mnt
 	[ "$status" -eq 125 ] || fail "status $status: $output"
 	assert_one_line_error mnt running
@@ -722,7 +767,7 @@ teardown() {
 	lbx start ci >/dev/null
 	run lbx run -d --name nodi bb cat
 	assert_success
-	run lbx wait nodi
+	run timeout 30 "$LAZYBOX" --root "$LAZYBOX_ROOT" wait nodi
 	[ "$output" = 0 ] || fail "cat without -i: $output"
 	sleep 1
 	local b
@@ -772,9 +817,9 @@ print(first, " ".join(rest), "rc=%d" % p.returncode)
 	for i in $(seq 8); do
 		lbx create --name "race$i" bb sleep 1000 >/dev/null
 		s1=0 s2=0
-		lbx start "race$i" >"$BATS_TEST_TMPDIR/a" 2>&1 &
+		lbx start "race$i" >"$BATS_TEST_TMPDIR/a" 2>&1 3>&- &
 		local p1=$!
-		lbx start "race$i" >"$BATS_TEST_TMPDIR/b" 2>&1 &
+		lbx start "race$i" >"$BATS_TEST_TMPDIR/b" 2>&1 3>&- &
 		local p2=$!
 		wait "$p1" || s1=$?
 		wait "$p2" || s2=$?
@@ -792,17 +837,8 @@ print(first, " ".join(rest), "rc=%d" % p.returncode)
 	lbx run -d --name si stopint sh -c 'trap "echo got-INT; exit 9" INT; echo ready; while :; do sleep 0.1; done' >/dev/null
 	lbx run -d --name st bb sh -c 'trap "echo got-TERM; exit 7" TERM; echo ready; while :; do sleep 0.1; done' >/dev/null
 	# ready: the trap is set (pid 1 ignores a signal it has no handler for)
-	ready() {
-		local n
-		for _ in $(seq 100); do
-			n="$(lbx logs "$1" | grep -c ready || true)"
-			[ "$n" -ge "$2" ] && return 0
-			sleep 0.1
-		done
-		fail "$1 never said ready $2 times: $(lbx logs "$1")"
-	}
-	ready si 1
-	ready st 1
+	wait_log si ready 1
+	wait_log st ready 1
 	# systemd images' STOPSIGNAL is SIGRTMIN+3: a name kill and stop know
 	run lbx kill -s SIGRTMIN+3 st
 	assert_success
@@ -814,7 +850,7 @@ print(first, " ".join(rest), "rc=%d" % p.returncode)
 	[ "${lines[0]}" = 9 ] && [ "${lines[1]}" = 7 ] || fail "exit codes after stop: $output"
 	[ "$(lbx logs si | grep -c got-INT)" = 1 ] || fail "si: $(lbx logs si)"
 	lbx start si >/dev/null
-	ready si 2
+	wait_log si ready 2
 	run lbx restart -t 20 si
 	assert_success
 	[ "$(lbx logs si | grep -c got-INT)" = 2 ] || fail "restart did not send SIGINT: $(lbx logs si)"
@@ -875,7 +911,7 @@ print(first, " ".join(rest), "rc=%d" % p.returncode)
 	require_cmd script stty
 	local out="$BATS_TEST_TMPDIR/pty.out"
 	# stty -g before and after the box, in the same terminal (script's pty)
-	script -qec "stty -g; \"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" run --rm -it bb sh -c 'stty -a | head -n 1 >/dev/null; tty; exit 5'; echo rc=\$?; stty -g" /dev/null </dev/null >"$out" || true
+	timeout 60 script -qec "stty -g; \"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" run --rm -it bb sh -c 'stty -a | head -n 1 >/dev/null; tty; exit 5'; echo rc=\$?; stty -g" /dev/null </dev/null >"$out" || true
 	# script(1) writes ^D to its pty when its stdin (/dev/null) ends. Left
 	# unread in the canonical queue, the kernel turns it into a NUL when
 	# lazybox puts the terminal in raw mode; relayed into the box, its
@@ -929,7 +965,7 @@ print(first, " ".join(rest), "rc=%d" % p.returncode)
 	local k pids=() failed=""
 	# not i: bats's run (with flags) sets a global i
 	for k in $(seq 20); do
-		lbx run -d --name "par$k" bb sleep 1000 >"$BATS_TEST_TMPDIR/par$k.out" 2>&1 &
+		lbx run -d --name "par$k" bb sleep 1000 >"$BATS_TEST_TMPDIR/par$k.out" 2>&1 3>&- &
 		pids+=($!)
 	done
 	for k in $(seq 20); do
