@@ -38,6 +38,8 @@ struct ps_filter {
 
 struct ps_opts {
   bool all, quiet, no_trunc;
+  long last;            /* -l/--latest, -n/--last N: the N made last; 0 all */
+  const char *bad_last; /* a --last that is not a whole number */
   const char *format;
   const char **filters; /* as given */
   size_t nfilters;
@@ -55,7 +57,15 @@ ps_opt(void *ctx, int opt, char *arg)
     o->no_trunc = true;
   else if (opt == 'M')
     o->format = arg;
-  else if (opt == 'f') {
+  else if (opt == 'l')
+    o->last = 1;
+  else if (opt == 'n') {
+    char *end;
+    errno = 0;
+    o->last = strtol(arg, &end, 10);
+    if (!*arg || *end || errno || o->last < 0)
+      o->bad_last = arg;
+  } else if (opt == 'f') {
     o->filters = lbx_xrealloc(o->filters, (o->nfilters + 1) * sizeof *o->filters);
     o->filters[o->nfilters++] = arg;
   }
@@ -180,6 +190,14 @@ filters_match(const struct ps_filter *f, size_t n, const lbx_box_row *b, const c
   return true;
 }
 
+/* running as lbx_cli_box_running found it (a dead supervisor's box is
+ * then recorded as exited) */
+static const char *
+state_name(const lbx_box_row *b, bool running)
+{
+  return running ? "running" : strcmp(b->state, "created") == 0 ? "created" : "exited";
+}
+
 static char *
 image_name(lbx_store *s, const char *id)
 {
@@ -219,13 +237,18 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
   static const struct option opts[] = {
       {"all", no_argument, NULL, 'a'},          {"quiet", no_argument, NULL, 'q'},
       {"no-trunc", no_argument, NULL, 'N'},     {"format", required_argument, NULL, 'M'},
-      {"filter", required_argument, NULL, 'f'}, {0}};
+      {"filter", required_argument, NULL, 'f'}, {"latest", no_argument, NULL, 'l'},
+      {"last", required_argument, NULL, 'n'},   {0}};
   struct ps_opts o = {0};
   int rc;
-  int first = lbx_parse_opts(&lbx_box_cmds[0], argc, argv, "aqf:", opts, ps_opt, &o, &rc, err);
+  int first = lbx_parse_opts(&lbx_box_cmds[0], argc, argv, "aqf:ln:", opts, ps_opt, &o, &rc, err);
   _cleanup_free_ const char **given = o.filters;
   if (first < 0)
     return rc;
+  if (o.bad_last)
+    return lbx_error(err, EINVAL, "ps: --last %s: want a whole number", o.bad_last), 125;
+  if (o.last)
+    o.all = true; /* the last made, whatever their state, as Podman */
   if (first < argc)
     return lbx_error(err, EINVAL, "ps: unexpected argument \"%s\"", argv[first]), 125;
   /* without --format, Podman's own table: columns as wide as their widest
@@ -253,18 +276,31 @@ ps_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     filters_free(filters, o.nfilters);
     return 125;
   }
-  _cleanup_json_ json_t *arr = json_array();
+  /* first which boxes match, so that --last can take the newest of them */
+  _cleanup_free_ bool *shown = lbx_xcalloc(n + 1, sizeof *shown);
+  _cleanup_free_ bool *alive = lbx_xcalloc(n + 1, sizeof *alive);
+  size_t nshown = 0;
   for (size_t i = 0; i < n; i++) {
-    bool running = lbx_cli_box_running(s, &rows[i]);
-    if (!o.all && !running)
-      continue;
+    alive[i] = lbx_cli_box_running(s, &rows[i]);
     /* a supervisor found dead just now was recorded as exited (in the row
      * too, with the end it kept if it could not record it) */
-    const char *state = running                                 ? "running"
-                        : strcmp(rows[i].state, "created") == 0 ? "created"
-                                                                : "exited";
-    if (!filters_match(filters, o.nfilters, &rows[i], state))
+    const char *state = state_name(&rows[i], alive[i]);
+    shown[i] = (o.all || alive[i]) && filters_match(filters, o.nfilters, &rows[i], state);
+    nshown += shown[i];
+  }
+  for (; o.last > 0 && nshown > (size_t)o.last; nshown--) {
+    size_t oldest = n;
+    for (size_t i = 0; i < n; i++)
+      if (shown[i] && (oldest == n || rows[i].created_ns < rows[oldest].created_ns))
+        oldest = i;
+    shown[oldest] = false;
+  }
+  _cleanup_json_ json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    if (!shown[i])
       continue;
+    bool running = alive[i];
+    const char *state = state_name(&rows[i], running);
     _cleanup_free_ char *img = image_name(s, rows[i].image);
     _cleanup_free_ char *cmd = command_of(rows[i].config);
     _cleanup_free_ char *ago = lbx_human_ago(rows[i].created_ns);
@@ -642,6 +678,8 @@ const lbx_cmd lbx_box_cmds[] = {
      "\n"
      "Options:\n"
      "  -a, --all            every box\n"
+     "  -l, --latest         the box made last, whatever its state\n"
+     "  -n, --last N         the N boxes made last, whatever their state\n"
      "  -f, --filter KEY=VALUE  only the boxes that match: id (a prefix), name\n"
      "                       (an extended regular expression), status (created,\n"
      "                       running, exited), exited (an exit code), ancestor\n"
@@ -764,9 +802,7 @@ lbx_cli_box_json(lbx_store *s, lbx_box_row *box)
   _cleanup_free_ char *finished = time_or_zero(running ? 0 : box->finished_ns);
   _cleanup_free_ char *dir = lbx_store_box_dir(s, box->id);
   _cleanup_free_ char *log = lbx_xasprintf("%s/ctr.log", dir);
-  const char *state = running                              ? "running"
-                      : strcmp(box->state, "created") == 0 ? "created"
-                                                           : "exited";
+  const char *state = state_name(box, running);
   json_t *o = json_pack(
       "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:{s:s, s:b, s:i, s:i, s:s, s:s}, s:{s:O, s:O, s:o, "
       "s:s, s:s, s:s, s:b, s:b}, s:o, s:{s:b, s:b, s:s, s:b}, s:s}",

@@ -386,13 +386,24 @@ images_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
         if (!strchr(*p, '@')) /* tags only: "repo@digest" is not one */
           json_array_append_new(names, json_string(*p));
       _cleanup_free_ char *created = lbx_rfc3339(rows[i].created_ns);
-      json_array_append_new(
-          arr, json_pack("{s:s, s:o, s:O, s:I, s:s, s:I, s:I, s:o, s:s}", "Id", rows[i].id, "Names",
-                         names, "RepoTags", names, "Created",
-                         (json_int_t)(rows[i].created_ns / 1000000000), "CreatedAt", created,
-                         "Size", (json_int_t)rows[i].size, "Containers",
-                         (json_int_t)lbx_store_image_users(s, rows[i].id, NULL), "Labels",
-                         image_labels(s, rows[i].id), "ChainId", rows[i].chain_id));
+      json_t *digest, *repo_digests;
+      if (image_digests(s, rows[i].id, rows[i].names, &digest, &repo_digests, err) < 0) {
+        json_decref(names);
+        lbx_image_rows_free(rows, n);
+        return 125;
+      }
+      /* Podman's fields; History is the names the image has had, which
+       * here are the names it has */
+      json_t *v = json_pack(
+          "{s:s, s:s, s:o, s:O, s:O, s:o, s:o, s:I, s:s, s:I, s:i, s:I, s:I, s:o, s:b, s:b, s:s}",
+          "Id", rows[i].id, "ParentId", "", "Names", names, "RepoTags", names, "History", names,
+          "RepoDigests", repo_digests, "Digest", digest, "Created",
+          (json_int_t)(rows[i].created_ns / 1000000000), "CreatedAt", created, "Size",
+          (json_int_t)rows[i].size, "SharedSize", 0, "VirtualSize", (json_int_t)rows[i].size,
+          "Containers", (json_int_t)lbx_store_image_users(s, rows[i].id, NULL), "Labels",
+          image_labels(s, rows[i].id), "Dangling", !rows[i].names[0], "ReadOnly", 0, "ChainId",
+          rows[i].chain_id);
+      json_array_append_new(arr, v);
     }
     _cleanup_free_ char *text = json_dumps(arr, JSON_INDENT(4));
     printf("%s\n", text);

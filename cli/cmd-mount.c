@@ -434,6 +434,7 @@ const lbx_cmd lbx_mount_cmds[] = {
      "Usage: lazybox umount [OPTIONS] BOX|IMAGE|DIR [BOX|IMAGE|DIR...]\n"
      "\n"
      "Unmount a box's or an image's mounts, or the mount at DIR; prints the ID.\n"
+     "`lazybox unmount` is the same command.\n"
      "\n"
      "Options:\n"
      "  -a, --all   unmount every lazybox mount\n"},

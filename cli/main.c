@@ -25,9 +25,15 @@ static const lbx_cmd *const tables[] = {lbx_image_cmds, lbx_pull_cmds,  lbx_box_
                                         lbx_run_cmds,   lbx_logs_cmds,  lbx_cp_cmds,
                                         lbx_mount_cmds, lbx_system_cmds};
 
+/* Podman's other names for a command, named in that command's help */
+static const char *const aliases[][2] = {{"unmount", "umount"}};
+
 static const lbx_cmd *
 find_cmd(const char *name)
 {
+  for (size_t a = 0; a < LBX_ARRAY_SIZE(aliases); a++)
+    if (strcmp(name, aliases[a][0]) == 0)
+      name = aliases[a][1];
   for (size_t t = 0; t < LBX_ARRAY_SIZE(tables); t++)
     for (const lbx_cmd *c = tables[t]; c->name; c++)
       if (strcmp(c->name, name) == 0)

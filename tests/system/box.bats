@@ -91,6 +91,23 @@ require_fuse() {
 	[[ "${lines[1]}" =~ \ ([0-9]{1,3}|[0-9]\.[0-9]{1,2}|[0-9]{2}\.[0-9])\ (B|kB|MB|GB)$ ]] || fail "SIZE: ${lines[1]}"
 }
 
+@test "ps -l and -n N: the boxes made last, whatever their state" {
+	local b
+	for b in old mid new; do
+		lbx create --name "$b" "$FIXTURE_NAME" /bin/true >/dev/null
+	done
+	run lbx ps -l --format '{{.Names}}'
+	[ "$output" = new ] || fail "ps -l: $output"
+	run lbx ps --last 2 --format '{{.Names}}'
+	[ "$(sort <<<"$output" | tr '\n' ' ')" = "mid new " ] || fail "ps --last 2: $output"
+	run lbx ps -n 5 -q
+	[ "${#lines[@]}" -eq 3 ] || fail "ps -n 5: $output"
+	run lbx ps -l -f name=mid --format '{{.Names}}'
+	[ "$output" = mid ] || fail "ps -l with a filter takes the last of those that match: $output"
+	run --separate-stderr lbx ps --last two
+	assert_one_line_error "--last two" "whole number"
+}
+
 @test "rm removes the row and the directory; rmi refuses a used image, rmi -f takes the box along" {
 	id="$(lbx create --name b1 "$FIXTURE_NAME")"
 	run --separate-stderr lbx rmi "$FIXTURE_NAME"

@@ -84,9 +84,9 @@ mount_ok() {
 	assert_success
 	assert_contains "$output" "$first"
 	assert_contains "$output" "$FIXTURE_NAME"
-	run lbx umount lbx-fixture
+	run lbx unmount lbx-fixture # Podman's other name for umount
 	assert_success
-	! mountpoint -q "$first"
+	mountpoint -q "$first" && fail "unmount left $first mounted"
 	[ ! -e "$first" ] || fail "default mount point $first left behind"
 	run lbx mount
 	[[ "$output" != *"$first"* ]] || fail "still listed: $output"

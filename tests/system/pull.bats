@@ -125,6 +125,10 @@ store_is_empty() {
 	run lbx images --format json
 	jq -e --arg n "$REG/lbx/fixture:gzip" '.[0].Names | index($n) != null' <<<"$output" >/dev/null ||
 		fail "not named $REG/lbx/fixture:gzip: $output"
+	# Podman's fields: the manifest's digest, and the repository @ it
+	jq -e --arg r "$REG/lbx/fixture" '.[0] | (.Digest | test("^sha256:[0-9a-f]{64}$")) and
+		.RepoDigests == [$r + "@" + .Digest] and .VirtualSize == .Size and .Dangling == false' \
+		<<<"$output" >/dev/null || fail "images json, Digest and RepoDigests: $output"
 }
 
 @test "pull zstd image: tree equals umoci's" {
