@@ -9,16 +9,19 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct cp_job {
   const char *box, *src, *dst;
-  bool into;
+  bool into, tar; /* tar: DEST "-", a tar stream on standard output */
 };
 
 static int
 cp_in_child(void *ctx, int rootfd, char *msg, size_t len)
 {
   struct cp_job *j = ctx;
+  if (j->tar)
+    return lbx_copy_out_of_box_tar(rootfd, j->box, j->src, 1, msg, len);
   return j->into ? lbx_copy_into_box(rootfd, j->box, j->src, j->dst, msg, len)
                  : lbx_copy_out_of_box(rootfd, j->box, j->src, j->dst, msg, len);
 }
@@ -66,6 +69,17 @@ cp_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error(err, EINVAL, "cp: %s: name a box before ':'",
                      sbox ? argv[first] : argv[first + 1]),
            125;
+  bool tar = !dbox && strcmp(dpath, "-") == 0;
+  if (!sbox && strcmp(spath, "-") == 0)
+    return lbx_error(err, EINVAL,
+                     "cp: SRC \"-\" (a tar archive on standard input) is not supported: give "
+                     "a host path"),
+           125;
+  if (tar && isatty(1))
+    return lbx_error(err, EINVAL,
+                     "cp: DEST \"-\" writes a tar archive, and standard output is a terminal: "
+                     "redirect it"),
+           125;
   if (!*spath || !*dpath)
     return lbx_error(err, EINVAL, "cp: %s: give a path", !*spath ? argv[first] : argv[first + 1]),
            125;
@@ -90,7 +104,7 @@ cp_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
       .chain_id = image.chain_id,
       .box_dir = dir,
   };
-  struct cp_job job = {box.name, spath, dpath, dbox != NULL};
+  struct cp_job job = {box.name, spath, dpath, dbox != NULL, tar};
   /* no SQLite state may cross fork (see start_box in cmd-run.c) */
   lbx_store_close(cli->store);
   cli->store = NULL;
@@ -100,7 +114,7 @@ cp_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 const lbx_cmd lbx_cp_cmds[] = {
     {"cp", cp_run, "Copy files and directories into or out of a box",
      "Usage: lazybox cp [OPTIONS] HOST_PATH BOX:BOX_PATH\n"
-     "       lazybox cp [OPTIONS] BOX:BOX_PATH HOST_PATH\n"
+     "       lazybox cp [OPTIONS] BOX:BOX_PATH HOST_PATH|-\n"
      "\n"
      "Copy a file or a directory tree between the host and a box, running or\n"
      "stopped (BOX: a name, ID or ID prefix). Paths in the box are resolved\n"
@@ -115,6 +129,11 @@ const lbx_cmd lbx_cp_cmds[] = {
      "fifos and device nodes (when allowed); sockets are skipped. Modes and\n"
      "times are kept; owners are not: copies in belong to the box's root,\n"
      "copies out to the caller. A HOST_PATH that is a symlink is followed.\n"
+     "\n"
+     "DEST \"-\" writes BOX_PATH to standard output as a tar archive (POSIX,\n"
+     "pax where ustar falls short): a directory under its own name, one ending\n"
+     "in \"/.\" as its contents; owners as the box sees them, modes and times\n"
+     "kept.\n"
      "\n"
      "An argument starting with \"/\" or \".\", or without ':', is a host path;\n"
      "name a host path holding ':' as ./a:b or /abs/a:b.\n"

@@ -19,6 +19,7 @@
 #include "launch-internal.h"
 #include "fs.h"
 #include "launcher.h"
+#include "tarw.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -48,7 +49,9 @@ struct cp {
   const char *box;
   int rootfd;
   bool into; /* host -> box; else box -> host */
-  /* lbx_copy_dir_contents: owners kept too, and messages say what for */
+  /* lbx_copy_dir_contents: owners kept too, what may not be read (an
+   * owner the namespace does not map) or made (a device node, rootless)
+   * is left out, and messages say what for */
   bool keep_owner;
   const char *what;
   char *msg;
@@ -78,6 +81,13 @@ static int
 fail_errno(struct cp *c, bool box_side, const char *path, int e)
 {
   return fail(c, box_side, path, strerror(e));
+}
+
+/* fail_errno, or 0 (the entry left out) where a best-effort copy may */
+static int
+fail_or_skip(struct cp *c, bool box_side, const char *path, int e)
+{
+  return c->keep_owner && (e == EACCES || e == EPERM) ? 0 : fail_errno(c, box_side, path, e);
 }
 
 /* Opens path on one side: the box's inside its root, the host's as the
@@ -238,7 +248,7 @@ copy_dir(struct cp *c, int sfd, const char *sname, const struct stat *st, const 
   remember(c, to);
   int from = openat(sfd, sname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (from < 0)
-    return fail_errno(c, !c->into, spath, errno);
+    return fail_or_skip(c, !c->into, spath, errno);
   _cleanup_closedir_ DIR *d = fdopendir(from);
   if (!d) {
     close(from);
@@ -282,7 +292,7 @@ copy_file(struct cp *c, int sfd, const char *sname, const struct stat *st, const
   _cleanup_close_ int in =
       openat(sfd, sname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (in < 0)
-    return fail_errno(c, !c->into, spath, errno);
+    return fail_or_skip(c, !c->into, spath, errno);
   struct stat now;
   if (fstat(in, &now) < 0)
     return fail_errno(c, !c->into, spath, errno);
@@ -348,7 +358,7 @@ copy_node(struct cp *c, int sfd, const char *sname, const struct stat *st, const
   if (prepare_dest(c, dfd, dname, dpath, false) < 0)
     return -1;
   if (mknodat(dfd, dname, st->st_mode & (S_IFMT | 07777), st->st_rdev) < 0)
-    return fail_errno(c, c->into, dpath, errno);
+    return fail_or_skip(c, c->into, dpath, errno);
   if (utimensat(dfd, dname, t, AT_SYMLINK_NOFOLLOW) < 0)
     return fail_errno(c, c->into, dpath, errno);
   return 0;
@@ -488,6 +498,118 @@ lbx_copy_out_of_box(int rootfd, const char *box, const char *box_src, const char
 {
   struct cp c = {.box = box, .rootfd = rootfd, .into = false, .msg = msg, .len = len};
   return copy_paths(&c, box_src, host_dst);
+}
+
+/* ---- out of the box as a tar stream ---- */
+
+static int
+tar_fail_out(struct cp *c, int r)
+{
+  snprintf(c->msg, c->len, "cp: writing the archive: %s", strerror(-r));
+  return -1;
+}
+
+static int tar_node(struct cp *c, int sfd, const char *sname, const struct stat *st,
+                    const char *spath, const char *arc, int out);
+
+/* arc NULL: the directory's contents, each under its own name */
+static int
+tar_dir(struct cp *c, int sfd, const char *sname, const char *spath, const char *arc, int out)
+{
+  int from = openat(sfd, sname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (from < 0)
+    return fail_errno(c, true, spath, errno);
+  _cleanup_closedir_ DIR *d = fdopendir(from);
+  if (!d) {
+    close(from);
+    return fail_errno(c, true, spath, errno);
+  }
+  for (;;) {
+    errno = 0;
+    struct dirent *de = readdir(d);
+    if (!de) {
+      if (errno)
+        return fail_errno(c, true, spath, errno);
+      return 0;
+    }
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    _cleanup_free_ char *cs = child_path(spath, de->d_name);
+    _cleanup_free_ char *ca =
+        arc ? lbx_xasprintf("%s/%s", arc, de->d_name) : lbx_xstrdup(de->d_name);
+    struct stat cst;
+    if (fstatat(dirfd(d), de->d_name, &cst, AT_SYMLINK_NOFOLLOW) < 0)
+      return fail_errno(c, true, cs, errno);
+    if (tar_node(c, dirfd(d), de->d_name, &cst, cs, ca, out) < 0)
+      return -1;
+  }
+}
+
+static int
+tar_node(struct cp *c, int sfd, const char *sname, const struct stat *st, const char *spath,
+         const char *arc, int out)
+{
+  int r;
+  if (S_ISSOCK(st->st_mode))
+    return 0; /* as copy_node: an endpoint, not data */
+  if (S_ISLNK(st->st_mode)) {
+    char target[PATH_MAX + 1];
+    ssize_t n = readlinkat(sfd, sname, target, sizeof target - 1);
+    if (n < 0)
+      return fail_errno(c, true, spath, errno);
+    target[n] = '\0';
+    r = lbx_tarw_header(out, arc, st, target);
+  } else if (S_ISREG(st->st_mode)) {
+    _cleanup_close_ int in =
+        openat(sfd, sname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat now;
+    if (in < 0 || fstat(in, &now) < 0)
+      return fail_errno(c, true, spath, errno);
+    if (!S_ISREG(now.st_mode))
+      return fail(c, true, spath, "changed while being copied");
+    r = lbx_tarw_header(out, arc, &now, NULL);
+    if (r == 0 && (r = lbx_tarw_data(out, in, (uint64_t)now.st_size)) == -EIO)
+      return fail(c, true, spath, "shrank while being copied");
+  } else {
+    r = lbx_tarw_header(out, arc, st, NULL);
+    if (r == 0 && S_ISDIR(st->st_mode))
+      return tar_dir(c, sfd, sname, spath, arc, out);
+  }
+  return r < 0 ? tar_fail_out(c, r) : 0;
+}
+
+int
+lbx_copy_out_of_box_tar(int rootfd, const char *box, const char *box_src, int out, char *msg,
+                        size_t len)
+{
+  struct cp c = {.box = box, .rootfd = rootfd, .into = false, .msg = msg, .len = len};
+  /* a reader that goes away is an error to report, not a signal to die of */
+  signal(SIGPIPE, SIG_IGN);
+  struct spath sp;
+  spath_split(box_src, true, &sp);
+  int sfd = -1, r = -1;
+  const char *sname;
+  char *real = NULL;
+  struct stat st;
+  if (open_source(&c, true, box_src, &sp, &sfd, &sname, &st, &real) < 0)
+    goto out;
+  if (sp.contents && !S_ISDIR(st.st_mode)) {
+    fail(&c, true, box_src, "not a directory");
+    goto out;
+  }
+  /* "/." and a path without a name ("/", "..") give the contents */
+  if (S_ISDIR(st.st_mode) && (sp.contents || !sp.base))
+    r = tar_dir(&c, sfd, sname, sp.full, NULL, out);
+  else
+    r = tar_node(&c, sfd, sname, &st, sp.full, sp.base, out);
+  if (r == 0 && (r = lbx_tarw_end(out)) < 0)
+    r = tar_fail_out(&c, r);
+out:
+  if (sfd >= 0)
+    close(sfd);
+  free(real);
+  spath_clear(&sp);
+  return r;
 }
 
 /* ---- the box's root, in a child ---- */

@@ -49,6 +49,14 @@ int lbx_copy_into_box(int rootfd, const char *box, const char *host_src, const c
 int lbx_copy_out_of_box(int rootfd, const char *box, const char *box_src, const char *host_dst,
                         char *msg, size_t len);
 
+/* BOX_SRC out of the box as a tar stream on out (Podman's `cp BOX:PATH
+ * -`): a directory under its base name, with everything below it; one
+ * ending in "/." (or "/") as its contents; a file or symlink alone.
+ * Owners as the box sees them, modes and times kept; sockets skipped.
+ * Resolved as lbx_copy_out_of_box resolves. */
+int lbx_copy_out_of_box_tar(int rootfd, const char *box, const char *box_src, int out, char *msg,
+                            size_t len);
+
 /* Copies what directory from holds into directory to, owners kept where
  * the user namespace maps them: a tmpfs mounted over a directory starts
  * with its contents (crun's tmpcopyup, for --read-only's /run and /tmp).

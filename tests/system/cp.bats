@@ -63,13 +63,15 @@ teardown() {
 	common_teardown
 }
 
-# same_tree A B: same names, types, modes, mtimes and contents below A
-# and B (not of A and B themselves: a "/." copy fills an existing dir)
+# same_tree A B [secs]: same names, types, modes, mtimes (to the second
+# with secs: all ustar holds) and contents below A and B (not of A and B
+# themselves: a "/." copy fills an existing dir)
 same_tree() {
 	diff -r --no-dereference -x fifo "$1" "$2" >&2 || fail "contents of $1 and $2 differ"
-	local ma mb
-	ma="$(cd "$1" && find . -mindepth 1 ! -type l -printf '%p %y %m %T@\n' | sort)"
-	mb="$(cd "$2" && find . -mindepth 1 ! -type l -printf '%p %y %m %T@\n' | sort)"
+	local ma mb t='%T@'
+	[ "${3:-}" = secs ] && t='%Ts'
+	ma="$(cd "$1" && find . -mindepth 1 ! -type l -printf "%p %y %m $t\n" | sort)"
+	mb="$(cd "$2" && find . -mindepth 1 ! -type l -printf "%p %y %m $t\n" | sort)"
 	[ "$ma" = "$mb" ] || fail "metadata differs:" "$ma" "---" "$mb"
 	ma="$(cd "$1" && find . -type l -printf '%p %l\n' | sort)"
 	mb="$(cd "$2" && find . -type l -printf '%p %l\n' | sort)"
@@ -109,6 +111,52 @@ same_tree() {
 	run lbx cp c2:/etc/passwd "$OUT/pw"
 	assert_success
 	cmp "$LBX_CP_ROOTFS/etc/passwd" "$OUT/pw"
+}
+
+@test "cp BOX:PATH - writes a tar: a tree under its name, \"/.\" as contents, long names, owners as the box sees them" {
+	lbx create --name t1 bb true >/dev/null
+	lbx cp "$H/tree" t1:/tmp
+	# a path past ustar's 100 characters, and a link target past them too
+	local long="d$(printf '%0120d' 0)/f$(printf '%0110d' 0)"
+	mkdir -p "$H/long/$(dirname "$long")"
+	echo far >"$H/long/$long"
+	ln -s "$long" "$H/long/far-link"
+	lbx cp "$H/long" t1:/tmp
+	lbx cp t1:/tmp/tree - >"$BATS_TEST_TMPDIR/t.tar"
+	tar -C "$OUT" -xf "$BATS_TEST_TMPDIR/t.tar" || fail "tar cannot read it"
+	same_tree "$H/tree" "$OUT/tree" secs
+	[ -L "$OUT/tree/link" ] && [ -p "$OUT/tree/fifo" ] || fail "symlink or fifo not kept: $(ls -l "$OUT/tree")"
+	# owners: the box's root, as numbers
+	run tar --numeric-owner -tvf "$BATS_TEST_TMPDIR/t.tar" tree/a.txt
+	[[ "$output" == "-rw-r----- 0/0 "* ]] || fail "tar -tv: $output"
+	# "/." gives the contents, each under its own name
+	run bash -c "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" cp t1:/tmp/tree/. - | tar -t | LC_ALL=C sort"
+	assert_success
+	[ "$(tr '\n' ' ' <<<"$output")" = "a.txt fifo link sub/ sub/deep/ sub/deep/y sub/x.sh " ] || fail "/. listing: $output"
+	# a file alone, read back from the stream
+	run bash -c "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" cp t1:/etc/passwd - | tar -xOf - passwd"
+	assert_success
+	[ "$output" = "$(cat "$LBX_CP_ROOTFS/etc/passwd")" ] || fail "passwd from the stream: $output"
+	mkdir "$OUT/l"
+	lbx cp t1:/tmp/long - | tar -C "$OUT/l" -xf - || fail "long names"
+	[ "$(cat "$OUT/l/long/$long")" = far ] && [ "$(readlink "$OUT/l/long/far-link")" = "$long" ] ||
+		fail "long names: $(find "$OUT/l" | head)"
+	# the same from a running box
+	lbx run -d --name t2 bb sleep 1000 >/dev/null
+	lbx cp "$H/f.txt" t2:/f.txt
+	run bash -c "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" cp t2:/f.txt - | tar -xOf - f.txt"
+	[ "$output" = file-content ] || fail "running box: $output"
+	# errors: a tar on standard input, a terminal as the output, a missing path
+	run --separate-stderr lbx cp - t1:/tmp
+	assert_one_line_error '"-"' "not supported"
+	run --separate-stderr lbx cp t1:/nosuch -
+	assert_one_line_error "/nosuch in box t1"
+	if command -v script >/dev/null; then
+		run timeout 60 script -qec "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" cp t1:/etc/passwd -; echo rc=\$?" /dev/null </dev/null
+		assert_contains "$output" "terminal"
+		assert_contains "$output" "rc=125"
+	fi
+	lbx rm -f t1 t2 >/dev/null
 }
 
 @test "cp on a running box: in and out, seen by exec" {
