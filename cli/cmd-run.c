@@ -567,12 +567,8 @@ static void
 forward_signal(int sig)
 {
   int saved = errno;
-  if (forward_to <= 0)
-    ;
-  else if (sig == SIGINT || sig == SIGQUIT)
+  if (forward_to > 0)
     lbx_supervise_relay((pid_t)forward_to, sig);
-  else
-    kill((pid_t)forward_to, sig);
   errno = saved;
 }
 
@@ -723,7 +719,7 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, &old_term);
   sigaction(SIGHUP, &sa, &old_hup);
-  /* every SIGINT and SIGQUIT goes through here, once: a terminal's ^C, a
+  /* each of these goes through here, once: a terminal's ^C or hangup, a
    * kill of this process or of its group; an attached supervisor drops
    * those it gets itself and takes the ones relayed from here */
   sigaction(SIGINT, &sa, &old_int);
@@ -732,6 +728,10 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
   char line[800];
   /* room for two terminators: the first line's, and an empty second */
   ssize_t got = lbx_read_all(ready[0], line, sizeof line - 2);
+  /* the end of the pipe: attached, the box is over; detached, it is on
+   * its own. Nothing more goes to the supervisor, whose pid, once it is
+   * reaped, may be another process's. */
+  forward_to = 0;
   close(ready[0]);
   line[got > 0 ? got : 0] = '\0';
   /* "CODE[ message]\n", then from an attached box "exit N\n" */
@@ -764,7 +764,6 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
   sigaction(SIGHUP, &old_hup, NULL);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGQUIT, &old_quit, NULL);
-  forward_to = 0;
   return rc;
 }
 

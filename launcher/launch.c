@@ -196,33 +196,54 @@ ensure_target(const char *path, bool dir)
   return 0;
 }
 
+/* A caller's mount at dir or above it (-v vol:/var covers /var/tmp) */
+static bool
+mounted_over(const lbx_launch *l, const char *dir)
+{
+  for (size_t k = 0; k < l->nmounts; k++) {
+    const char *t = l->mounts[k].target;
+    size_t n = strlen(t);
+    while (n > 1 && t[n - 1] == '/')
+      n--;
+    if (strncmp(dir, t, n) == 0 && (dir[n] == '\0' || dir[n] == '/' || n == 1))
+      return true;
+  }
+  return false;
+}
+
 /* --read-only's writable places, as Podman's: /tmp and /var/tmp, and /run
  * (noexec, 64 MiB), each a tmpfs that starts with what the image has
- * there, unless the caller mounted something at that path */
+ * there (its mode and owner too; 1777 for a /tmp it lacks), unless the
+ * caller mounts something there or above */
 static int
 writable_tmp_dirs(const lbx_launch *l, lbx_fail *f)
 {
   static const char *const dirs[] = {"/tmp", "/var/tmp", "/run"};
   for (size_t i = 0; i < LBX_ARRAY_SIZE(dirs); i++) {
-    bool taken = false;
-    for (size_t k = 0; k < l->nmounts; k++) {
-      const char *t = l->mounts[k].target;
-      size_t n = strlen(dirs[i]);
-      taken |= strncmp(t, dirs[i], n) == 0 && t[n + strspn(t + n, "/")] == '\0';
-    }
-    if (taken)
+    if (mounted_over(l, dirs[i]))
       continue;
     bool run = strcmp(dirs[i], "/run") == 0;
+    struct stat st;
+    bool had = stat(dirs[i], &st) == 0;
     int r = ensure_target(dirs[i], true);
     /* what the image has there, held before the tmpfs hides it */
     _cleanup_close_ int below = r < 0 ? -1 : open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    struct stat st;
+    if (below < 0 && r == 0 && errno == ENOTDIR)
+      continue; /* a file, or a link to one: nothing to make writable */
     if (below < 0 || fstat(below, &st) < 0)
       return lbx_failf(f, 125, "tmpfs %s: %s", dirs[i], r < 0 ? strerror(-r) : strerror(errno));
-    char opts[64];
-    snprintf(opts, sizeof opts, "mode=%o%s", (unsigned)(st.st_mode & 07777),
-             run ? ",size=65536k" : "");
-    if (mount("tmpfs", dirs[i], "tmpfs", MS_NOSUID | MS_NODEV | (run ? MS_NOEXEC : 0), opts) < 0)
+    unsigned mode = had ? (unsigned)(st.st_mode & 07777) : run ? 0755u : 01777u;
+    unsigned long flags = MS_NOSUID | MS_NODEV | (run ? MS_NOEXEC : 0);
+    const char *size = run ? ",size=65536k" : "";
+    char opts[96];
+    snprintf(opts, sizeof opts, "mode=%o,uid=%u,gid=%u%s", mode, (unsigned)st.st_uid,
+             (unsigned)st.st_gid, size);
+    int m = mount("tmpfs", dirs[i], "tmpfs", flags, opts);
+    if (m < 0 && errno == EINVAL) { /* an owner the namespace does not map */
+      snprintf(opts, sizeof opts, "mode=%o%s", mode, size);
+      m = mount("tmpfs", dirs[i], "tmpfs", flags, opts);
+    }
+    if (m < 0)
       return lbx_failf(f, 125, "tmpfs %s: %s", dirs[i], strerror(errno));
     _cleanup_close_ int top = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     char msg[512];
@@ -462,6 +483,10 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
   if (attach(proc, "/proc", true, f) < 0 || make_dev(single_id, nodes, f) < 0 ||
       attach(sys, "/sys", true, f) < 0 || mask_kernel_files(f) < 0)
     return -1;
+  /* before the /etc files (resolv.conf may link into /run) and the
+   * caller's mounts (one under /tmp goes on the tmpfs) */
+  if (l->read_only && l->read_only_tmpfs && writable_tmp_dirs(l, f) < 0)
+    return -1;
   for (size_t i = 0; i < LBX_ARRAY_SIZE(etc_files); i++) {
     char path[32];
     snprintf(path, sizeof path, "/etc/%s", etc_files[i]);
@@ -469,9 +494,6 @@ box_setup(const lbx_launch *l, const char *root, const struct child_fds *cf, boo
     if (ensure_target(path, false) == 0 && attach(etc[i], path, false, f) < 0)
       return -1;
   }
-  /* before the caller's mounts: one under /tmp goes on the tmpfs */
-  if (l->read_only && l->read_only_tmpfs && writable_tmp_dirs(l, f) < 0)
-    return -1;
   for (size_t i = 0; i < l->nmounts; i++) {
     const lbx_mount_spec *m = &l->mounts[i];
     if (m->kind == LBX_MNT_BIND) {
@@ -889,6 +911,13 @@ status_code(int status)
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* what an attached caller passes on through lbx_supervise_relay */
+static bool
+relayed(int sig)
+{
+  return sig == SIGINT || sig == SIGQUIT || sig == SIGTERM || sig == SIGHUP;
+}
+
 /* Runs until the box's pid 1 has ended and its output is drained. */
 static int
 supervise_loop(const lbx_launch *l, pid_t pid, int sfd, struct pump *streams, size_t nstreams,
@@ -931,8 +960,8 @@ supervise_loop(const lbx_launch *l, pid_t pid, int sfd, struct pump *streams, si
         } else if (code < 0) {
           int sig = (int)si.ssi_signo;
           if (sig == SIGRTMIN)
-            sig = si.ssi_int == SIGINT || si.ssi_int == SIGQUIT ? si.ssi_int : 0;
-          else if (l->attach && (sig == SIGINT || sig == SIGQUIT))
+            sig = relayed(si.ssi_int) ? si.ssi_int : 0;
+          else if (l->attach && relayed(sig))
             sig = 0; /* the caller got it too, and relays it */
           if (sig)
             kill(pid, sig);

@@ -69,12 +69,12 @@ typedef struct lbx_launch {
  * failed, 126: the command cannot run, 127: no such command). Returns the
  * exit code for the supervisor to _exit with. */
 int lbx_supervise(const lbx_launch *l, int ready_fd, const lbx_launch_cbs *cbs);
-/* Passes sig on to the box through its supervisor, from the caller that
- * forked it. An attached supervisor drops the SIGINT and SIGQUIT it gets
- * itself (a terminal's ^C, a kill of the group: the caller got them too),
- * and takes them from here instead, as a queued real-time signal: two
- * SIGINTs pending at once would merge into one that names only the first
- * sender. Async-signal-safe. */
+/* Passes sig (SIGINT, SIGQUIT, SIGTERM or SIGHUP) on to the box through
+ * its supervisor, from the caller that forked it. An attached supervisor
+ * drops those it gets itself (a terminal's ^C or hangup, a kill of the
+ * group: the caller got them too), and takes them from here instead, as a
+ * queued real-time signal: two SIGINTs pending at once would merge into
+ * one that names only the first sender. Async-signal-safe. */
 int lbx_supervise_relay(pid_t supervisor, int sig);
 
 /* Start time of a process (clock ticks after boot), 0 if it is gone:

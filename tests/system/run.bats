@@ -168,6 +168,7 @@ teardown() {
 	mkdir -p "$r/run/lock" "$r/var/tmp/keep" "$v"
 	echo seed >"$r/tmp/seed"
 	chmod 640 "$r/tmp/seed"
+	chmod 755 "$r/run"
 	chmod 1777 "$r/tmp" "$r/var/tmp"
 	ln -s seed "$r/tmp/link"
 	echo host >"$v/in"
@@ -185,10 +186,18 @@ teardown() {
 	[ "$output" = "$(printf 'root-ro\ntmp-rw\nseed\nhost\nseed\n640\n1777\n1777\n755\ndirs-copied\n/tmp exec\n/var/tmp exec\n/run noexec')" ] ||
 		fail "--read-only: $output"
 	run lbx diff ro1
+	assert_success
 	[[ "$output" != *"/tmp/n"* && "$output" != *"/run/n"* ]] || fail "tmpfs writes reached the box's files: $output"
-	# a mount of the caller's own at /run wins
-	run lbx run --rm --read-only --tmpfs /run rot sh -c '[ -d /run/lock ] || echo own-run; touch /tmp/n && echo tmp-rw'
-	[ "$output" = "$(printf 'own-run\ntmp-rw')" ] || fail "--tmpfs /run with --read-only: $output"
+	# a mount of the caller's own at /run, or above /var/tmp, wins
+	run lbx run --rm --read-only --tmpfs /run -v "$v:/var" rot sh -c '[ -d /run/lock ] || echo own-run
+		grep -c " /run tmpfs " /proc/mounts; grep -c " /var/tmp " /proc/mounts; cat /var/in; touch /tmp/n && echo tmp-rw'
+	[ "$output" = "$(printf 'own-run\n1\n0\nhost\ntmp-rw')" ] || fail "--tmpfs /run, -v DIR:/var with --read-only: $output"
+	# an image without /tmp gets a 1777 one, as Podman's
+	rm -rf "${r:?}/tmp" "$r/var/tmp"
+	tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$BATS_TEST_TMPDIR/notmp.tar" .
+	lbx import -q --change 'ENV PATH=/bin' "$BATS_TEST_TMPDIR/notmp.tar" notmp:latest >/dev/null
+	run lbx run --rm --read-only notmp stat -c %a /tmp /var/tmp
+	[ "$output" = "$(printf '1777\n1777')" ] || fail "--read-only without /tmp in the image: $output"
 	run lbx run --rm --read-only --read-only-tmpfs=false rot sh -c 'touch /tmp/n 2>/dev/null || echo tmp-ro; cat /tmp/seed'
 	[ "$output" = "$(printf 'tmp-ro\nseed')" ] || fail "--read-only-tmpfs=false: $output"
 	run lbx run --rm --read-only-tmpfs=maybe rot true
