@@ -13,7 +13,8 @@
 
 struct cp_job {
   const char *box, *src, *dst;
-  bool into, tar; /* tar: DEST "-", a tar stream on standard output */
+  bool into;
+  bool tar; /* SRC or DEST "-": a tar stream on standard input or output */
 };
 
 static int
@@ -21,7 +22,8 @@ cp_in_child(void *ctx, int rootfd, char *msg, size_t len)
 {
   struct cp_job *j = ctx;
   if (j->tar)
-    return lbx_copy_out_of_box_tar(rootfd, j->box, j->src, 1, msg, len);
+    return j->into ? lbx_copy_tar_into_box(rootfd, j->box, 0, j->dst, msg, len)
+                   : lbx_copy_out_of_box_tar(rootfd, j->box, j->src, 1, msg, len);
   return j->into ? lbx_copy_into_box(rootfd, j->box, j->src, j->dst, msg, len)
                  : lbx_copy_out_of_box(rootfd, j->box, j->src, j->dst, msg, len);
 }
@@ -69,13 +71,14 @@ cp_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
     return lbx_error(err, EINVAL, "cp: %s: name a box before ':'",
                      sbox ? argv[first] : argv[first + 1]),
            125;
-  bool tar = !dbox && strcmp(dpath, "-") == 0;
-  if (!sbox && strcmp(spath, "-") == 0)
+  bool tar_in = !sbox && strcmp(spath, "-") == 0,
+       tar = tar_in || (!dbox && strcmp(dpath, "-") == 0);
+  if (tar_in && isatty(0))
     return lbx_error(err, EINVAL,
-                     "cp: SRC \"-\" (a tar archive on standard input) is not supported: give "
-                     "a host path"),
+                     "cp: SRC \"-\" reads a tar archive, and standard input is a terminal: "
+                     "redirect it"),
            125;
-  if (tar && isatty(1))
+  if (tar && !tar_in && isatty(1))
     return lbx_error(err, EINVAL,
                      "cp: DEST \"-\" writes a tar archive, and standard output is a terminal: "
                      "redirect it"),
@@ -113,7 +116,7 @@ cp_run(lbx_cli *cli, int argc, char **argv, lbx_err **err)
 
 const lbx_cmd lbx_cp_cmds[] = {
     {"cp", cp_run, "Copy files and directories into or out of a box",
-     "Usage: lazybox cp [OPTIONS] HOST_PATH BOX:BOX_PATH\n"
+     "Usage: lazybox cp [OPTIONS] HOST_PATH|- BOX:BOX_PATH\n"
      "       lazybox cp [OPTIONS] BOX:BOX_PATH HOST_PATH|-\n"
      "\n"
      "Copy a file or a directory tree between the host and a box, running or\n"
@@ -129,11 +132,16 @@ const lbx_cmd lbx_cp_cmds[] = {
      "fifos and device nodes (when allowed); sockets are skipped. Modes and\n"
      "times are kept; owners are not: copies in belong to the box's root,\n"
      "copies out to the caller. A HOST_PATH that is a symlink is followed.\n"
+     "A running box's /proc, /sys and other kernel file systems come out as\n"
+     "empty directories.\n"
      "\n"
      "DEST \"-\" writes BOX_PATH to standard output as a tar archive (POSIX,\n"
      "pax where ustar falls short): a directory under its own name, one ending\n"
      "in \"/.\" as its contents; owners as the box sees them, modes and times\n"
-     "kept.\n"
+     "kept. SRC \"-\" reads a tar archive (not compressed) from standard input\n"
+     "and unpacks it into the directory BOX_PATH: a leading \"/\" in its names\n"
+     "is dropped, \"..\" refused, and no entry reaches outside BOX_PATH, even\n"
+     "through a symlink; modes and times are kept, owners are the box's root.\n"
      "\n"
      "An argument starting with \"/\" or \".\", or without ':', is a host path;\n"
      "name a host path holding ':' as ./a:b or /abs/a:b.\n"

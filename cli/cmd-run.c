@@ -622,6 +622,7 @@ start_box(lbx_cli *cli, lbx_box_row *box, bool attach, bool debug, lbx_err **err
       /* detached, stdin is a pipe kept open (below), not the caller's */
       .interactive = json_is_true(json_object_get(p.box, "Interactive")),
       .attach = attach,
+      .caller = getpid(),
       .read_only = json_is_true(json_object_get(p.box, "ReadOnly")),
       .read_only_tmpfs = !json_is_false(json_object_get(p.box, "ReadOnlyTmpfs")),
       .no_new_privs = json_is_true(json_object_get(p.box, "NoNewPrivileges")),

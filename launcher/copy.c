@@ -19,6 +19,7 @@
 #include "launch-internal.h"
 #include "fs.h"
 #include "launcher.h"
+#include "tar.h"
 #include "tarw.h"
 #include "util.h"
 
@@ -26,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
@@ -39,11 +41,17 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 /* ---- one copy ---- */
+
+/* A walk holds one directory fd per level: a tree deeper than this is
+ * refused rather than run out of fds (or stack) half-way */
+#define MAX_DEPTH 2048
 
 struct cp {
   const char *box;
@@ -56,6 +64,7 @@ struct cp {
   const char *what;
   char *msg;
   size_t len;
+  unsigned depth; /* of directories being walked: each holds an fd */
   /* directories made by this copy: a source tree that holds its own
    * destination (a volume) is not copied into itself forever */
   struct {
@@ -220,6 +229,34 @@ keep_owner(struct cp *c, int fd, const struct stat *st)
     (void)fchown(fd, st->st_uid, st->st_gid);
 }
 
+/* proc, sysfs and the like, in a running box: the kernel's files, not the
+ * box's (their sizes are not their contents, some reads never end), which
+ * Podman's cp does not see either: it copies from the box's own root file
+ * system. Their directories come out empty. */
+static bool
+kernel_fs(int fd)
+{
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0)
+    return false;
+  switch ((unsigned long)sf.f_type) {
+  case PROC_SUPER_MAGIC:
+  case SYSFS_MAGIC:
+  case DEVPTS_SUPER_MAGIC:
+  case CGROUP_SUPER_MAGIC:
+  case CGROUP2_SUPER_MAGIC:
+  case SECURITYFS_MAGIC:
+  case DEBUGFS_MAGIC:
+  case TRACEFS_MAGIC:
+  case PSTOREFS_MAGIC:
+  case EFIVARFS_MAGIC:
+  case BPF_FS_MAGIC:
+    return true;
+  default:
+    return false;
+  }
+}
+
 static void
 times_of(const struct stat *st, struct timespec t[2])
 {
@@ -236,6 +273,18 @@ static int
 copy_dir(struct cp *c, int sfd, const char *sname, const struct stat *st, const char *spath,
          int dfd, const char *dname, const char *dpath, bool keep_meta)
 {
+  /* the source first: one a best-effort copy leaves out leaves nothing */
+  int from = openat(sfd, sname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (from < 0)
+    return fail_or_skip(c, !c->into, spath, errno);
+  _cleanup_closedir_ DIR *d = fdopendir(from);
+  if (!d) {
+    close(from);
+    return fail_errno(c, !c->into, spath, errno);
+  }
+  if (++c->depth > MAX_DEPTH)
+    return fail(c, !c->into, spath, "directories nested too deep");
+  bool leave_out = !c->into && kernel_fs(dirfd(d));
   int r = prepare_dest(c, dfd, dname, dpath, true);
   if (r < 0)
     return -1;
@@ -246,15 +295,7 @@ copy_dir(struct cp *c, int sfd, const char *sname, const struct stat *st, const 
   if (to < 0)
     return fail_errno(c, c->into, dpath, errno);
   remember(c, to);
-  int from = openat(sfd, sname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (from < 0)
-    return fail_or_skip(c, !c->into, spath, errno);
-  _cleanup_closedir_ DIR *d = fdopendir(from);
-  if (!d) {
-    close(from);
-    return fail_errno(c, !c->into, spath, errno);
-  }
-  for (;;) {
+  for (; !leave_out;) {
     errno = 0;
     struct dirent *de = readdir(d);
     if (!de) {
@@ -274,6 +315,7 @@ copy_dir(struct cp *c, int sfd, const char *sname, const struct stat *st, const 
     if (copy_node(c, dirfd(d), de->d_name, &cst, cs, to, de->d_name, cd) < 0)
       return -1;
   }
+  c->depth--;
   if (keep_meta) {
     struct timespec t[2];
     times_of(st, t);
@@ -337,8 +379,8 @@ copy_node(struct cp *c, int sfd, const char *sname, const struct stat *st, const
   if (S_ISREG(st->st_mode))
     return copy_file(c, sfd, sname, st, spath, dfd, dname, dpath);
   if (S_ISLNK(st->st_mode)) {
-    char target[PATH_MAX + 1];
-    ssize_t n = readlinkat(sfd, sname, target, sizeof target - 1);
+    _cleanup_free_ char *target = lbx_xmalloc(PATH_MAX + 1); /* not on a deep walk's stack */
+    ssize_t n = readlinkat(sfd, sname, target, PATH_MAX);
     if (n < 0)
       return fail_errno(c, !c->into, spath, errno);
     target[n] = '\0';
@@ -399,6 +441,7 @@ open_source(struct cp *c, bool box_side, const char *user, const struct spath *s
   if (fstatat(*fd, *name, st, AT_SYMLINK_NOFOLLOW) < 0) {
     int e = errno;
     close(*fd);
+    *fd = -1; /* the caller closes what it holds */
     return fail_errno(c, box_side, user, e);
   }
   *real = steal_pointer(&rp);
@@ -524,12 +567,17 @@ tar_dir(struct cp *c, int sfd, const char *sname, const char *spath, const char 
     close(from);
     return fail_errno(c, true, spath, errno);
   }
+  if (kernel_fs(from))
+    return 0;
+  if (++c->depth > MAX_DEPTH)
+    return fail(c, true, spath, "directories nested too deep");
   for (;;) {
     errno = 0;
     struct dirent *de = readdir(d);
     if (!de) {
       if (errno)
         return fail_errno(c, true, spath, errno);
+      c->depth--;
       return 0;
     }
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -553,8 +601,8 @@ tar_node(struct cp *c, int sfd, const char *sname, const struct stat *st, const 
   if (S_ISSOCK(st->st_mode))
     return 0; /* as copy_node: an endpoint, not data */
   if (S_ISLNK(st->st_mode)) {
-    char target[PATH_MAX + 1];
-    ssize_t n = readlinkat(sfd, sname, target, sizeof target - 1);
+    _cleanup_free_ char *target = lbx_xmalloc(PATH_MAX + 1); /* not on a deep walk's stack */
+    ssize_t n = readlinkat(sfd, sname, target, PATH_MAX);
     if (n < 0)
       return fail_errno(c, true, spath, errno);
     target[n] = '\0';
@@ -567,9 +615,11 @@ tar_node(struct cp *c, int sfd, const char *sname, const struct stat *st, const 
       return fail_errno(c, true, spath, errno);
     if (!S_ISREG(now.st_mode))
       return fail(c, true, spath, "changed while being copied");
+    int read_err;
     r = lbx_tarw_header(out, arc, &now, NULL);
-    if (r == 0 && (r = lbx_tarw_data(out, in, (uint64_t)now.st_size)) == -EIO)
-      return fail(c, true, spath, "shrank while being copied");
+    if (r == 0 && (r = lbx_tarw_data(out, in, (uint64_t)now.st_size, &read_err)) == 1)
+      return read_err ? fail_errno(c, true, spath, read_err)
+                      : fail(c, true, spath, "shrank while being copied");
   } else {
     r = lbx_tarw_header(out, arc, st, NULL);
     if (r == 0 && S_ISDIR(st->st_mode))
@@ -609,6 +659,189 @@ out:
     close(sfd);
   free(real);
   spath_clear(&sp);
+  return r;
+}
+
+/* ---- into the box from a tar stream ---- */
+
+static ssize_t
+read_fd(void *ctx, void *buf, size_t len, lbx_err **err)
+{
+  ssize_t n;
+  while ((n = read(*(const int *)ctx, buf, len)) < 0 && errno == EINTR)
+    ;
+  if (n < 0)
+    lbx_error_errno(err, errno, "standard input");
+  return n;
+}
+
+/* The directory that holds path's last component, below dfd: every
+ * component opened with O_NOFOLLOW (a symlink an earlier entry made is
+ * never gone through), missing ones made when make. The fd, with *leaf
+ * pointing into path; -1 with c's message. */
+static int
+walk_parent(struct cp *c, int dfd, char *path, const char *shown, bool make, const char **leaf)
+{
+  int cur = dup(dfd);
+  char *comp = path;
+  for (char *slash; cur >= 0 && (slash = strchr(comp, '/')); comp = slash + 1) {
+    *slash = '\0';
+    int next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT && make && mkdirat(cur, comp, 0755) == 0)
+      next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    *slash = '/';
+    close(cur);
+    cur = next;
+    if (cur < 0) {
+      char why[160];
+      snprintf(why, sizeof why, "%.*s: %s", (int)(slash - path), path,
+               e == ELOOP || e == ENOTDIR ? "not a directory" : strerror(e));
+      return fail(c, true, shown, why);
+    }
+  }
+  if (cur < 0)
+    return fail_errno(c, true, shown, errno);
+  *leaf = comp;
+  return cur;
+}
+
+static int
+untar_entry(struct cp *c, lbx_tar *t, const lbx_tar_entry *e, int dfd, char *path,
+            const char *shown)
+{
+  const char *leaf;
+  _cleanup_close_ int at = walk_parent(c, dfd, path, shown, true, &leaf);
+  if (at < 0)
+    return -1;
+  struct timespec ts[2] = {{e->mtime_sec, (long)e->mtime_nsec},
+                           {e->mtime_sec, (long)e->mtime_nsec}};
+  int r = prepare_dest(c, at, leaf, shown, e->type == LBX_TAR_DIR);
+  if (r < 0)
+    return -1;
+  switch (e->type) {
+  case LBX_TAR_DIR: {
+    if (r == 0 && mkdirat(at, leaf, 0700) < 0)
+      return fail_errno(c, true, shown, errno);
+    /* the mode through an fd of the directory itself, never a link a
+     * running box put there meanwhile; its times once its entries are in */
+    _cleanup_close_ int d = openat(at, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (d < 0 || fchmod(d, e->mode) < 0)
+      return fail_errno(c, true, shown, errno);
+    return 0;
+  }
+  case LBX_TAR_REG: {
+    _cleanup_close_ int out =
+        openat(at, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0)
+      return fail_errno(c, true, shown, errno);
+    static char buf[128 * 1024];
+    lbx_err *err = NULL;
+    ssize_t n;
+    while ((n = lbx_tar_read(t, buf, sizeof buf, &err)) > 0)
+      if ((r = lbx_write_all(out, buf, (size_t)n)) < 0)
+        return fail_errno(c, true, shown, -r);
+    if (n < 0) {
+      snprintf(c->msg, c->len, "cp: %s", err->msg);
+      lbx_error_free(err);
+      return -1;
+    }
+    if (fchmod(out, e->mode) < 0 || futimens(out, ts) < 0)
+      return fail_errno(c, true, shown, errno);
+    return 0;
+  }
+  case LBX_TAR_SYMLINK:
+    if (symlinkat(e->linkname, at, leaf) < 0)
+      return fail_errno(c, true, shown, errno);
+    utimensat(at, leaf, ts, AT_SYMLINK_NOFOLLOW); /* where links have times */
+    return 0;
+  case LBX_TAR_HARDLINK: {
+    lbx_err *err = NULL;
+    _cleanup_free_ char *target = NULL;
+    if (lbx_tar_clean_path(e->linkname, &target, &err) < 0) {
+      fail(c, true, shown, err->msg);
+      lbx_error_free(err);
+      return -1;
+    }
+    const char *tleaf;
+    _cleanup_close_ int tat = walk_parent(c, dfd, target, shown, false, &tleaf);
+    if (tat < 0)
+      return -1;
+    if (linkat(tat, tleaf, at, leaf, 0) < 0)
+      return fail_errno(c, true, shown, errno);
+    return 0;
+  }
+  default: /* fifos, and device nodes where mknod is allowed (not rootless) */
+    if (mknodat(at, leaf,
+                (e->type == LBX_TAR_FIFO  ? S_IFIFO
+                 : e->type == LBX_TAR_CHR ? S_IFCHR
+                                          : S_IFBLK) |
+                    e->mode,
+                makedev(e->devmajor, e->devminor)) < 0 ||
+        utimensat(at, leaf, ts, AT_SYMLINK_NOFOLLOW) < 0)
+      return fail_errno(c, true, shown, errno);
+    return 0;
+  }
+}
+
+struct dir_time {
+  char *path;
+  struct timespec ts[2];
+};
+
+int
+lbx_copy_tar_into_box(int rootfd, const char *box, int in, const char *box_dst, char *msg,
+                      size_t len)
+{
+  struct cp c = {.box = box, .rootfd = rootfd, .into = true, .msg = msg, .len = len};
+  _cleanup_close_ int dfd = side_open(&c, true, box_dst, O_PATH | O_DIRECTORY);
+  if (dfd < 0)
+    return fail_errno(&c, true, box_dst, errno);
+  _cleanup_(lbx_tar_freep) lbx_tar *t = lbx_tar_new("standard input", read_fd, &in);
+  struct dir_time *dirs = NULL;
+  size_t ndirs = 0;
+  int r = 0;
+  for (;;) {
+    const lbx_tar_entry *e;
+    lbx_err *err = NULL;
+    _cleanup_free_ char *path = NULL;
+    int got = lbx_tar_next(t, &e, &err);
+    if (got > 0 && lbx_tar_clean_path(e->path, &path, &err) < 0)
+      got = -1;
+    if (got < 0) {
+      snprintf(msg, len, "cp: %s", err->msg);
+      lbx_error_free(err);
+      r = -1;
+      break;
+    }
+    if (got == 0)
+      break;
+    if (!*path)
+      continue; /* "./": the destination itself */
+    _cleanup_free_ char *shown = child_path(box_dst, path);
+    if ((r = untar_entry(&c, t, e, dfd, path, shown)) < 0)
+      break;
+    if (e->type == LBX_TAR_DIR) {
+      dirs = lbx_xrealloc(dirs, (ndirs + 1) * sizeof *dirs);
+      dirs[ndirs++] = (struct dir_time){
+          steal_pointer(&path),
+          {{e->mtime_sec, (long)e->mtime_nsec}, {e->mtime_sec, (long)e->mtime_nsec}}};
+    }
+  }
+  /* deepest first would not matter: a directory's time changes only when
+   * its own entries change */
+  for (size_t i = 0; i < ndirs; i++) {
+    const char *leaf;
+    char unused[1];
+    struct cp quiet = {.box = box, .msg = unused, .len = sizeof unused};
+    int at = r == 0 ? walk_parent(&quiet, dfd, dirs[i].path, "", false, &leaf) : -1;
+    if (at >= 0) {
+      utimensat(at, leaf, dirs[i].ts, AT_SYMLINK_NOFOLLOW);
+      close(at);
+    }
+    free(dirs[i].path);
+  }
+  free(dirs);
   return r;
 }
 

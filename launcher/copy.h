@@ -57,6 +57,15 @@ int lbx_copy_out_of_box(int rootfd, const char *box, const char *box_src, const 
 int lbx_copy_out_of_box_tar(int rootfd, const char *box, const char *box_src, int out, char *msg,
                             size_t len);
 
+/* A tar stream read from in, unpacked into the box's directory BOX_DST
+ * (Podman's `cp - BOX:PATH`): entries' paths taken below it (a leading "/"
+ * dropped, ".." refused), every directory on the way opened without
+ * following a symlink, so no entry reaches outside it; what is there is
+ * replaced, directories merged. Modes and times kept; owners are the
+ * box's root's, as for lbx_copy_into_box. */
+int lbx_copy_tar_into_box(int rootfd, const char *box, int in, const char *box_dst, char *msg,
+                          size_t len);
+
 /* Copies what directory from holds into directory to, owners kept where
  * the user namespace maps them: a tmpfs mounted over a directory starts
  * with its contents (crun's tmpcopyup, for --read-only's /run and /tmp).

@@ -961,8 +961,9 @@ supervise_loop(const lbx_launch *l, pid_t pid, int sfd, struct pump *streams, si
           int sig = (int)si.ssi_signo;
           if (sig == SIGRTMIN)
             sig = relayed(si.ssi_int) ? si.ssi_int : 0;
-          else if (l->attach && relayed(sig))
-            sig = 0; /* the caller got it too, and relays it */
+          else if (l->attach && relayed(sig) && getppid() == l->caller)
+            sig = 0; /* the caller got it too, and relays it (if it is
+                      * still there: a killed one relays nothing) */
           if (sig)
             kill(pid, sig);
         }

@@ -49,6 +49,7 @@ typedef struct lbx_launch {
   bool interactive;     /* the supervisor's stdin goes to the box (attached: the
                          * caller's; detached: a pipe that stays open) */
   bool attach;          /* the box's output also goes to the caller */
+  pid_t caller;         /* attached: the caller's pid (lbx_supervise_relay) */
   bool read_only;       /* the root is mounted read-only */
   bool read_only_tmpfs; /* with read_only: /run, /tmp and /var/tmp are
                          * tmpfs holding a copy of what the image has there

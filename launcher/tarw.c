@@ -137,7 +137,12 @@ lbx_tarw_header(int fd, const char *name, const struct stat *st, const char *lin
     octal(h.gid, sizeof h.gid, 0);
   }
   octal(h.mode, sizeof h.mode, st->st_mode & 07777);
-  octal(h.mtime, sizeof h.mtime, st->st_mtim.tv_sec > 0 ? (uint64_t)st->st_mtim.tv_sec : 0);
+  if (st->st_mtim.tv_sec < 0 || !octal(h.mtime, sizeof h.mtime, (uint64_t)st->st_mtim.tv_sec)) {
+    /* before 1970 or after 2242 */
+    snprintf(num, sizeof num, "%lld", (long long)st->st_mtim.tv_sec);
+    pax_record(&pax, &paxlen, "mtime", num);
+    octal(h.mtime, sizeof h.mtime, 0);
+  }
   h.typeflag = type;
   memcpy(h.magic, "ustar", 6);
   memcpy(h.version, "00", 2);
@@ -169,7 +174,7 @@ lbx_tarw_header(int fd, const char *name, const struct stat *st, const char *lin
 }
 
 int
-lbx_tarw_data(int fd, int in, uint64_t size)
+lbx_tarw_data(int fd, int in, uint64_t size, int *read_err)
 {
   static char buf[128 * 1024];
   uint64_t left = size;
@@ -178,10 +183,10 @@ lbx_tarw_data(int fd, int in, uint64_t size)
     ssize_t n = read(in, buf, want);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      return -EIO;
+    if (n <= 0) {
+      *read_err = n < 0 ? errno : 0;
+      return 1;
+    }
     int r = lbx_write_all(fd, buf, (size_t)n);
     if (r < 0)
       return r;

@@ -146,9 +146,18 @@ same_tree() {
 	lbx cp "$H/f.txt" t2:/f.txt
 	run bash -c "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" cp t2:/f.txt - | tar -xOf - f.txt"
 	[ "$output" = file-content ] || fail "running box: $output"
-	# errors: a tar on standard input, a terminal as the output, a missing path
-	run --separate-stderr lbx cp - t1:/tmp
-	assert_one_line_error '"-"' "not supported"
+	# the whole root of a running box: its /proc and /sys are the kernel's,
+	# and come out as empty directories
+	lbx cp t2:/ - >"$BATS_TEST_TMPDIR/root.tar" || fail "cp t2:/ -"
+	run tar -tf "$BATS_TEST_TMPDIR/root.tar"
+	assert_success
+	assert_line "proc/"
+	assert_line "sys/"
+	assert_line "f.txt"
+	[ "$(grep -c -e '^proc/.' -e '^sys/.' <<<"$output" || true)" = 0 ] || fail "the kernel's files came out: $(grep -m5 '^proc/.' <<<"$output")"
+	lbx cp t2:/sys "$OUT/sys"
+	[ -d "$OUT/sys" ] && [ -z "$(ls -A "$OUT/sys")" ] || fail "cp t2:/sys: $(ls "$OUT/sys" | head)"
+	# errors: a terminal as the output, a missing path
 	run --separate-stderr lbx cp t1:/nosuch -
 	assert_one_line_error "/nosuch in box t1"
 	if command -v script >/dev/null; then
@@ -157,6 +166,69 @@ same_tree() {
 		assert_contains "$output" "rc=125"
 	fi
 	lbx rm -f t1 t2 >/dev/null
+}
+
+@test "cp - BOX:DIR unpacks a tar from standard input; ../, absolute names and symlinked dirs stay inside" {
+	lbx create --name u1 bb true >/dev/null
+	tar -C "$H" -cf - tree | lbx cp - u1:/tmp || fail "cp - u1:/tmp"
+	lbx cp u1:/tmp/tree "$OUT"
+	same_tree "$H/tree" "$OUT/tree" secs
+	[ -L "$OUT/tree/link" ] && [ -p "$OUT/tree/fifo" ] || fail "symlink or fifo not kept: $(ls -l "$OUT/tree")"
+	# hostile archives: made by python, as an attacker would
+	local host="$BATS_TEST_TMPDIR/victim"
+	mkdir -p "$host"
+	python3 - "$BATS_TEST_TMPDIR" "$host" <<'PY'
+import io, sys, tarfile
+d, host = sys.argv[1], sys.argv[2]
+def mk(name, entries):
+    with tarfile.open(f"{d}/{name}.tar", "w", format=tarfile.PAX_FORMAT) as t:
+        for n, kind, arg in entries:
+            i = tarfile.TarInfo(n)
+            if kind == "file":
+                i.size = len(arg); t.addfile(i, io.BytesIO(arg))
+            elif kind == "sym":
+                i.type = tarfile.SYMTYPE; i.linkname = arg; t.addfile(i)
+            elif kind == "hard":
+                i.type = tarfile.LNKTYPE; i.linkname = arg; t.addfile(i)
+mk("dotdot", [("ok", "file", b"ok"), ("../../../../../../../.." + host + "/x", "file", b"x")])
+mk("abs", [(host + "/abs", "file", b"abs")])
+mk("via-link", [("esc", "sym", host), ("esc/y", "file", b"y")])
+mk("hard-out", [("h", "hard", "../../../../../../../.." + host + "/z")])
+PY
+	run --separate-stderr lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/dotdot.tar"
+	assert_one_line_error ".."
+	lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/abs.tar" || fail "an absolute name goes below DIR"
+	lbx cp u1:/tmp/"${host#/}"/abs "$OUT/abs"
+	[ "$(cat "$OUT/abs")" = abs ] || fail "absolute name: $(cat "$OUT/abs")"
+	run --separate-stderr lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/via-link.tar"
+	assert_one_line_error "esc" "not a directory"
+	run --separate-stderr lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/hard-out.tar"
+	assert_one_line_error ".."
+	[ -z "$(ls -A "$host")" ] || fail "a host path was written: $(ls -la "$host")"
+	# a running box sees what comes in
+	lbx run -d --name u2 bb sleep 1000 >/dev/null
+	tar -C "$H" -cf - f.txt | lbx cp - u2:/ || fail "cp - into a running box"
+	run lbx exec u2 cat /f.txt
+	[ "$output" = file-content ] || fail "exec sees: $output"
+	# a hard link; unpacked again, what is there is replaced
+	mkdir -p "$H/hl" && echo one >"$H/hl/a" && ln "$H/hl/a" "$H/hl/b"
+	tar -C "$H" -cf - hl | lbx cp - u2:/
+	echo two >"$H/hl/a"
+	tar -C "$H" -cf - hl | lbx cp - u2:/ || fail "unpacked again"
+	run lbx exec u2 sh -c 'stat -c %h /hl/a; cat /hl/b'
+	[ "$output" = "$(printf '2\ntwo')" ] || fail "hard link: $output"
+	# not a tar, a missing directory, a terminal
+	run --separate-stderr lbx cp - u1:/tmp <"$H/f.txt"
+	assert_failure
+	[ "${#stderr_lines[@]}" -eq 1 ] || fail "not a tar: $stderr"
+	run --separate-stderr lbx cp - u1:/nosuch <"$BATS_TEST_TMPDIR/abs.tar"
+	assert_one_line_error "/nosuch in box u1"
+	if command -v script >/dev/null; then
+		run timeout 60 script -qec "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" cp - u1:/tmp; echo rc=\$?" /dev/null </dev/null
+		assert_contains "$output" "terminal"
+		assert_contains "$output" "rc=125"
+	fi
+	lbx rm -f u1 u2 >/dev/null
 }
 
 @test "cp on a running box: in and out, seen by exec" {
