@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -75,8 +76,17 @@ struct cp {
 };
 
 static int
-fail(struct cp *c, bool box_side, const char *path, const char *why)
+fail(struct cp *c, bool box_side, const char *path_in, const char *why)
 {
+  /* one line, and the reason in it: control bytes shown as '?', a long
+   * path (an archive's name may be megabytes) cut */
+  char path[208];
+  size_t n = 0;
+  for (const char *p = path_in; *p && n < 200; p++)
+    path[n++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
+  if (path_in[n])
+    memcpy(path + n, "...", 3), n += 3;
+  path[n] = '\0';
   if (c->what)
     snprintf(c->msg, c->len, "%s: %s: %s", c->what, path, why);
   else if (box_side)
@@ -675,12 +685,15 @@ read_fd(void *ctx, void *buf, size_t len, lbx_err **err)
   return n;
 }
 
-/* The directory that holds path's last component, below dfd: every
- * component opened with O_NOFOLLOW (a symlink an earlier entry made is
- * never gone through), missing ones made when make. The fd, with *leaf
- * pointing into path; -1 with c's message. */
+/* The directory that holds path's last component, below dfd (the box's
+ * directory base): missing components made when make; a symlink on the
+ * way (merged /usr's bin -> usr/bin) resolved as the box would, inside
+ * its root (openat2 RESOLVE_IN_ROOT from the root fd, by its path in the
+ * box), never outside it. The fd, with *leaf pointing into path; -1 with
+ * c's message. */
 static int
-walk_parent(struct cp *c, int dfd, char *path, const char *shown, bool make, const char **leaf)
+walk_parent(struct cp *c, int dfd, const char *base, char *path, const char *shown, bool make,
+            const char **leaf)
 {
   int cur = dup(dfd);
   char *comp = path;
@@ -689,6 +702,12 @@ walk_parent(struct cp *c, int dfd, char *path, const char *shown, bool make, con
     int next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0 && errno == ENOENT && make && mkdirat(cur, comp, 0755) == 0)
       next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat lst;
+    if (next < 0 && (errno == ENOTDIR || errno == ELOOP) &&
+        fstatat(cur, comp, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode)) {
+      _cleanup_free_ char *in_box = child_path(base, path);
+      next = side_open(c, true, in_box, O_PATH | O_DIRECTORY);
+    }
     int e = errno;
     *slash = '/';
     close(cur);
@@ -706,16 +725,53 @@ walk_parent(struct cp *c, int dfd, char *path, const char *shown, bool make, con
   return cur;
 }
 
+/* A hard link's target, below dfd: its directory's fd and *leaf, the
+ * target checked to be there before anything is replaced for the link */
 static int
-untar_entry(struct cp *c, lbx_tar *t, const lbx_tar_entry *e, int dfd, char *path,
+link_target(struct cp *c, const lbx_tar_entry *e, int dfd, const char *base, const char *shown,
+            char **target, const char **leaf)
+{
+  lbx_err *err = NULL;
+  if (lbx_tar_clean_path(e->linkname, target, &err) < 0) {
+    fail(c, true, shown, err->msg);
+    lbx_error_free(err);
+    return -1;
+  }
+  int at = walk_parent(c, dfd, base, *target, shown, false, leaf);
+  struct stat st;
+  if (at >= 0 && fstatat(at, *leaf, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+    char why[300];
+    snprintf(why, sizeof why, "its link target %.200s: %s", *target, strerror(errno));
+    close(at);
+    return fail(c, true, shown, why);
+  }
+  return at;
+}
+
+static int
+untar_entry(struct cp *c, lbx_tar *t, const lbx_tar_entry *e, int dfd, const char *base, char *path,
             const char *shown)
 {
-  const char *leaf;
-  _cleanup_close_ int at = walk_parent(c, dfd, path, shown, true, &leaf);
+  const char *leaf, *tleaf = NULL;
+  _cleanup_close_ int at = walk_parent(c, dfd, base, path, shown, true, &leaf);
   if (at < 0)
+    return -1;
+  _cleanup_free_ char *target = NULL;
+  _cleanup_close_ int tat =
+      e->type == LBX_TAR_HARDLINK ? link_target(c, e, dfd, base, shown, &target, &tleaf) : -1;
+  if (e->type == LBX_TAR_HARDLINK && tat < 0)
     return -1;
   struct timespec ts[2] = {{e->mtime_sec, (long)e->mtime_nsec},
                            {e->mtime_sec, (long)e->mtime_nsec}};
+  struct stat lst;
+  if (e->type == LBX_TAR_DIR && fstatat(at, leaf, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(lst.st_mode)) {
+    /* a link to a directory (merged /usr's bin) stays, as in Docker and
+     * Podman, and what the archive has under that name goes through it */
+    _cleanup_close_ int d = side_open(c, true, shown, O_PATH | O_DIRECTORY);
+    if (d >= 0)
+      return 0;
+  }
   int r = prepare_dest(c, at, leaf, shown, e->type == LBX_TAR_DIR);
   if (r < 0)
     return -1;
@@ -755,30 +811,24 @@ untar_entry(struct cp *c, lbx_tar *t, const lbx_tar_entry *e, int dfd, char *pat
       return fail_errno(c, true, shown, errno);
     utimensat(at, leaf, ts, AT_SYMLINK_NOFOLLOW); /* where links have times */
     return 0;
-  case LBX_TAR_HARDLINK: {
-    lbx_err *err = NULL;
-    _cleanup_free_ char *target = NULL;
-    if (lbx_tar_clean_path(e->linkname, &target, &err) < 0) {
-      fail(c, true, shown, err->msg);
-      lbx_error_free(err);
-      return -1;
-    }
-    const char *tleaf;
-    _cleanup_close_ int tat = walk_parent(c, dfd, target, shown, false, &tleaf);
-    if (tat < 0)
-      return -1;
+  case LBX_TAR_HARDLINK:
     if (linkat(tat, tleaf, at, leaf, 0) < 0)
       return fail_errno(c, true, shown, errno);
     return 0;
-  }
-  default: /* fifos, and device nodes where mknod is allowed (not rootless) */
+  default:
     if (mknodat(at, leaf,
                 (e->type == LBX_TAR_FIFO  ? S_IFIFO
                  : e->type == LBX_TAR_CHR ? S_IFCHR
                                           : S_IFBLK) |
                     e->mode,
-                makedev(e->devmajor, e->devminor)) < 0 ||
-        utimensat(at, leaf, ts, AT_SYMLINK_NOFOLLOW) < 0)
+                makedev(e->devmajor, e->devminor)) < 0) {
+      /* a device node where mknod is not allowed (rootless) is left out,
+       * as Docker does in a user namespace */
+      if (errno == EPERM && e->type != LBX_TAR_FIFO)
+        return 0;
+      return fail_errno(c, true, shown, errno);
+    }
+    if (utimensat(at, leaf, ts, AT_SYMLINK_NOFOLLOW) < 0)
       return fail_errno(c, true, shown, errno);
     return 0;
   }
@@ -814,12 +864,19 @@ lbx_copy_tar_into_box(int rootfd, const char *box, int in, const char *box_dst, 
       r = -1;
       break;
     }
-    if (got == 0)
+    if (got == 0) {
+      /* the rest (a writer's record padding, or more) is read, not left
+       * to end the writer with SIGPIPE */
+      char sink[65536];
+      ssize_t n;
+      while ((n = read(in, sink, sizeof sink)) > 0 || (n < 0 && errno == EINTR))
+        ;
       break;
+    }
     if (!*path)
       continue; /* "./": the destination itself */
     _cleanup_free_ char *shown = child_path(box_dst, path);
-    if ((r = untar_entry(&c, t, e, dfd, path, shown)) < 0)
+    if ((r = untar_entry(&c, t, e, dfd, box_dst, path, shown)) < 0)
       break;
     if (e->type == LBX_TAR_DIR) {
       dirs = lbx_xrealloc(dirs, (ndirs + 1) * sizeof *dirs);
@@ -833,8 +890,8 @@ lbx_copy_tar_into_box(int rootfd, const char *box, int in, const char *box_dst, 
   for (size_t i = 0; i < ndirs; i++) {
     const char *leaf;
     char unused[1];
-    struct cp quiet = {.box = box, .msg = unused, .len = sizeof unused};
-    int at = r == 0 ? walk_parent(&quiet, dfd, dirs[i].path, "", false, &leaf) : -1;
+    struct cp quiet = {.box = box, .rootfd = rootfd, .msg = unused, .len = sizeof unused};
+    int at = r == 0 ? walk_parent(&quiet, dfd, box_dst, dirs[i].path, "", false, &leaf) : -1;
     if (at >= 0) {
       utimensat(at, leaf, dirs[i].ts, AT_SYMLINK_NOFOLLOW);
       close(at);
@@ -918,6 +975,12 @@ child_main(const lbx_box_root_opts *o, lbx_box_root_fn fn, void *ctx, int report
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   /* modes are set exactly, not through the caller's umask */
   umask(0);
+  /* a walk holds two fds per level (MAX_DEPTH) */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   char msg[600] = "";
   lbx_boxfs *fs = NULL;
   pthread_t th;

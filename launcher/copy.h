@@ -59,10 +59,11 @@ int lbx_copy_out_of_box_tar(int rootfd, const char *box, const char *box_src, in
 
 /* A tar stream read from in, unpacked into the box's directory BOX_DST
  * (Podman's `cp - BOX:PATH`): entries' paths taken below it (a leading "/"
- * dropped, ".." refused), every directory on the way opened without
- * following a symlink, so no entry reaches outside it; what is there is
- * replaced, directories merged. Modes and times kept; owners are the
- * box's root's, as for lbx_copy_into_box. */
+ * dropped, ".." refused); a symlink on the way resolved inside the box's
+ * root, so no entry reaches outside it; what is there is replaced,
+ * directories merged (a link to one kept). Modes and times kept; owners
+ * are the box's root's, as for lbx_copy_into_box; device nodes left out
+ * where mknod is refused. */
 int lbx_copy_tar_into_box(int rootfd, const char *box, int in, const char *box_dst, char *msg,
                           size_t len);
 

@@ -186,25 +186,44 @@ def mk(name, entries):
             i = tarfile.TarInfo(n)
             if kind == "file":
                 i.size = len(arg); t.addfile(i, io.BytesIO(arg))
+            elif kind == "dir":
+                i.type = tarfile.DIRTYPE; i.mode = 0o755; t.addfile(i)
             elif kind == "sym":
                 i.type = tarfile.SYMTYPE; i.linkname = arg; t.addfile(i)
             elif kind == "hard":
                 i.type = tarfile.LNKTYPE; i.linkname = arg; t.addfile(i)
+            elif kind == "chr":
+                i.type = tarfile.CHRTYPE; i.devmajor, i.devminor = 1, 3; t.addfile(i)
 mk("dotdot", [("ok", "file", b"ok"), ("../../../../../../../.." + host + "/x", "file", b"x")])
 mk("abs", [(host + "/abs", "file", b"abs")])
 mk("via-link", [("esc", "sym", host), ("esc/y", "file", b"y")])
 mk("hard-out", [("h", "hard", "../../../../../../../.." + host + "/z")])
+# merged /usr: a link to a directory is gone through, inside the box
+mk("merged", [("usr/bin", "dir", None), ("bin2", "sym", "usr/bin"), ("bin2", "dir", None),
+              ("bin2/tool", "file", b"tool\n"), ("abin", "sym", "/tmp/usr/bin"),
+              ("abin/t2", "file", b"t2\n"), ("null2", "chr", None)])
+mk("hard-missing", [("keep", "hard", "missing")])
 PY
 	run --separate-stderr lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/dotdot.tar"
 	assert_one_line_error ".."
 	lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/abs.tar" || fail "an absolute name goes below DIR"
 	lbx cp u1:/tmp/"${host#/}"/abs "$OUT/abs"
 	[ "$(cat "$OUT/abs")" = abs ] || fail "absolute name: $(cat "$OUT/abs")"
+	# a link to a host path is looked up inside the box, where it leads nowhere
 	run --separate-stderr lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/via-link.tar"
-	assert_one_line_error "esc" "not a directory"
+	assert_one_line_error "esc" "No such file"
 	run --separate-stderr lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/hard-out.tar"
 	assert_one_line_error ".."
 	[ -z "$(ls -A "$host")" ] || fail "a host path was written: $(ls -la "$host")"
+	lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/merged.tar" || fail "merged /usr"
+	lbx cp u1:/tmp/usr/bin/. "$OUT/merged"
+	[ "$(cat "$OUT/merged/tool" "$OUT/merged/t2")" = "$(printf 'tool\nt2')" ] || fail "merged /usr: $(ls -la "$OUT/merged")"
+	# a hard link to nothing fails before the name it takes is touched
+	echo kept >"$H/keep"
+	tar -C "$H" -cf - keep | lbx cp - u1:/tmp
+	run --separate-stderr lbx cp - u1:/tmp <"$BATS_TEST_TMPDIR/hard-missing.tar"
+	assert_one_line_error "link target missing"
+	lbx cp u1:/tmp/keep "$OUT/keep" || fail "the hard link's failure removed /tmp/keep"
 	# a running box sees what comes in
 	lbx run -d --name u2 bb sleep 1000 >/dev/null
 	tar -C "$H" -cf - f.txt | lbx cp - u2:/ || fail "cp - into a running box"
