@@ -78,6 +78,15 @@ same_tree() {
 	[ "$ma" = "$mb" ] || fail "symlinks differ:" "$ma" "---" "$mb"
 }
 
+# refused_on_terminal ARGS...: `lazybox ARGS` with a terminal as its
+# standard input and output (script(1)'s pty) refuses, naming it, with 125
+refused_on_terminal() {
+	require_cmd script
+	run timeout 60 script -qec "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" $*; echo rc=\$?" /dev/null </dev/null
+	assert_contains "$output" "terminal"
+	assert_contains "$output" "rc=125"
+}
+
 @test "cp into a stopped box: a file and a tree (symlink, nested dirs, fifo, modes, times)" {
 	lbx create --name c1 bb sh -c 'cat /new.txt; stat -c "%n %a %u %Y" /new.txt /tree /tree/a.txt /tree/sub /tree/sub/x.sh;
 		readlink /tree/link; cat /tree/sub/deep/y; test -p /tree/fifo && echo fifo; /tree/sub/x.sh' >/dev/null
@@ -160,11 +169,7 @@ same_tree() {
 	# errors: a terminal as the output, a missing path
 	run --separate-stderr lbx cp t1:/nosuch -
 	assert_one_line_error "/nosuch in box t1"
-	if command -v script >/dev/null; then
-		run timeout 60 script -qec "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" cp t1:/etc/passwd -; echo rc=\$?" /dev/null </dev/null
-		assert_contains "$output" "terminal"
-		assert_contains "$output" "rc=125"
-	fi
+	refused_on_terminal cp t1:/etc/passwd -
 	lbx rm -f t1 t2 >/dev/null
 }
 
@@ -242,11 +247,7 @@ PY
 	[ "${#stderr_lines[@]}" -eq 1 ] || fail "not a tar: $stderr"
 	run --separate-stderr lbx cp - u1:/nosuch <"$BATS_TEST_TMPDIR/abs.tar"
 	assert_one_line_error "/nosuch in box u1"
-	if command -v script >/dev/null; then
-		run timeout 60 script -qec "\"$LAZYBOX\" --root \"$LAZYBOX_ROOT\" cp - u1:/tmp; echo rc=\$?" /dev/null </dev/null
-		assert_contains "$output" "terminal"
-		assert_contains "$output" "rc=125"
-	fi
+	refused_on_terminal cp - u1:/tmp
 	lbx rm -f u1 u2 >/dev/null
 }
 
