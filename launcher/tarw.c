@@ -30,14 +30,19 @@ octal(char *field, size_t width, uint64_t value)
   return true;
 }
 
+/* zeros from n bytes written up to the end of their last block */
+static int
+pad(int fd, uint64_t n)
+{
+  static const char zero[BLOCK];
+  return n % BLOCK ? lbx_write_all(fd, zero, BLOCK - n % BLOCK) : 0;
+}
+
 static int
 write_blocks(int fd, const void *data, size_t n)
 {
-  static const char zero[BLOCK];
   int r = lbx_write_all(fd, data, n);
-  if (r == 0 && n % BLOCK)
-    r = lbx_write_all(fd, zero, BLOCK - n % BLOCK);
-  return r;
+  return r < 0 ? r : pad(fd, n);
 }
 
 /* one "LEN key=value\n" record; LEN counts the whole record, itself too */
@@ -192,8 +197,7 @@ lbx_tarw_data(int fd, int in, uint64_t size, int *read_err)
       return r;
     left -= (uint64_t)n;
   }
-  static const char zero[BLOCK];
-  return size % BLOCK ? lbx_write_all(fd, zero, BLOCK - size % BLOCK) : 0;
+  return pad(fd, size);
 }
 
 int
